@@ -1,0 +1,361 @@
+"""Load time and per-step overhead of our txt2img engine against a plain diffusers pipeline.
+
+Both pipelines run on the SAME loaded modules (UNet, VAE, CLIP text encoder, tokenizer), so the
+only difference measured is the code around them: our k-diffusion style sampler loop, A1111-style
+CFG denoiser, CPU-side noise/latents and the device transfers, against diffusers'
+``StableDiffusionPipeline`` with ``EulerDiscreteScheduler``.
+
+Run by hand (not part of the test suite)::
+
+    .venv/bin/python benchmarks/engine_overhead.py --size tiny --steps 10
+    .venv/bin/python benchmarks/engine_overhead.py --size mid --steps 10 --device cuda
+
+Checkpoints are synthetic (random weights, original LDM single-file layout) and cached under
+``/tmp/dd-bench/``. See benchmarks/README.md for what the numbers mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+
+from tests.fixtures.ldm_layout import (  # noqa: E402
+    FULL,
+    SD1_CLIP_PREFIX,
+    TINY,
+    clip_l_shapes,
+    ddpm_buffer_shapes,
+    sd1_checkpoint_shapes,
+    unet_shapes,
+    vae_shapes,
+    write_checkpoint,
+)
+
+CACHE_DIR = Path("/tmp/dd-bench")
+PROMPT = "a photograph of an astronaut riding a horse"
+NEGATIVE = ""
+CFG = 7.0
+SEED = 1234
+LOAD_REPEATS = 3
+
+# "mid": real SD1 text encoder (CLIP-L, 12 layers) and real VAE, with a UNet about 1/9 the size of
+# SD1.5's (model_channels 128 instead of 320, three levels instead of four).
+MID_UNET: dict[str, Any] = {
+    "model_channels": 128,
+    "channel_mult": (1, 2, 4),
+    "num_res_blocks": 2,
+    "attention_levels": (0, 1, 2),
+    "transformer_depth": (1, 1, 1),
+    "middle_transformer_depth": 1,
+    "context_dim": 768,
+    "in_channels": 4,
+    "out_channels": 4,
+    "use_linear_in_transformer": False,
+    "adm_in_channels": None,
+}
+
+DEFAULT_RESOLUTION = {"tiny": 256, "mid": 512, "full": 512}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_shapes(size: str) -> dict[str, tuple[int, ...]]:
+    if size == "tiny":
+        return sd1_checkpoint_shapes(tiny=True)
+    if size == "full":
+        return sd1_checkpoint_shapes(tiny=False)  # real SD1.5 sizes (about 1.07 B parameters)
+    if size == "mid":
+        # Same state-dict order as sd1_checkpoint_shapes: DDPM buffers, UNet, VAE, CLIP-L.
+        shapes = ddpm_buffer_shapes()
+        shapes.update(unet_shapes(**MID_UNET))
+        shapes.update(vae_shapes(**FULL["sd1"]["vae"]))
+        shapes.update(clip_l_shapes(**FULL["sd1"]["clip_l"], prefix=SD1_CLIP_PREFIX))
+        return shapes
+    raise SystemExit(f"unknown size {size!r}")
+
+
+def build_checkpoint(size: str) -> tuple[Path, int, float]:
+    """The cached checkpoint for ``size`` (written once): path, parameter count, seconds spent writing."""
+    shapes = checkpoint_shapes(size)
+    digest = hashlib.sha1(json.dumps(sorted(shapes.items())).encode()).hexdigest()[:10]
+    path = CACHE_DIR / f"sd1-{size}-{digest}.safetensors"
+    params = sum(int(torch.Size(s).numel()) for s in shapes.values())
+    if path.exists():
+        return path, params, 0.0
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    partial = path.with_suffix(f".partial-{os.getpid()}.safetensors")
+    try:
+        write_checkpoint(partial, shapes, dtype=torch.float16, seed=0, fill="random")
+        partial.replace(path)  # atomic: a crashed run never leaves a half-written cache entry
+    finally:
+        partial.unlink(missing_ok=True)
+    return path, params, time.perf_counter() - started
+
+
+# ----------------------------------------------------------------------------- timing helpers
+
+
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+@dataclass
+class RunTiming:
+    """One generation: the start, a timestamp after every sampling step, the end."""
+
+    start: float = 0.0
+    steps: list[float] = field(default_factory=list)
+    end: float = 0.0
+
+    @property
+    def intervals(self) -> list[float]:
+        """Durations of steps 2..N (step 1 is skipped: its start is mixed with prompt encoding)."""
+        return [b - a for a, b in zip(self.steps, self.steps[1:])]
+
+    @property
+    def total(self) -> float:
+        return self.end - self.start
+
+
+def timed(run: Callable[[Callable[[], None]], Any], sync: Callable[[], None]) -> tuple[RunTiming, Any]:
+    """Call ``run(mark)``; the pipeline calls ``mark()`` after each step."""
+    timing = RunTiming()
+
+    def mark() -> None:
+        sync()
+        timing.steps.append(time.perf_counter())
+
+    sync()
+    timing.start = time.perf_counter()
+    result = run(mark)
+    sync()
+    timing.end = time.perf_counter()
+    return timing, result
+
+
+# ----------------------------------------------------------------------------- the two pipelines
+
+
+def make_ours(model: Any, steps: int, resolution: int) -> Callable[[Callable[[], None]], Any]:
+    from desktop.core.requests import GenerationRequest
+    from desktop.engine.txt2img import Txt2ImgPipeline
+
+    pipeline = Txt2ImgPipeline(model)
+    request = GenerationRequest(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        steps=steps,
+        cfg_scale=CFG,
+        sampler="Euler",
+        schedule="Automatic",
+        seed=SEED,
+        width=resolution,
+        height=resolution,
+    )
+
+    def run(mark: Callable[[], None]) -> Any:
+        result = pipeline(request, on_step=lambda _progress: mark())
+        if result.vae_upcast:
+            print("  note: our VAE produced NaNs in half precision and was re-run in fp32", file=sys.stderr)
+        return result.images[0].image
+
+    return run
+
+
+def make_diffusers(model: Any, steps: int, resolution: int) -> tuple[Callable[[Callable[[], None]], Any], list[str]]:
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    notes: list[str] = []
+    scheduler = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        timestep_spacing="linspace",
+        steps_offset=1,  # as SD1.5's scheduler_config.json; avoids the pipeline's deprecation rewrite
+    )
+    pipe = StableDiffusionPipeline(
+        vae=model.vae,
+        text_encoder=model.text_encoders[0],
+        tokenizer=model.tokenizers[0],
+        unet=model.unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    # diffusers derives the latent downscale from the VAE depth (2 ** (levels - 1)); our engine, like
+    # A1111, always uses 8. The tiny VAE has 2 levels, so without this diffusers would sample 4x
+    # larger latents (128x128 instead of 32x32 at 256 px) and do far more work than we do.
+    latent_factor = 8
+    if pipe.vae_scale_factor != latent_factor:
+        notes.append(
+            f"diffusers' vae_scale_factor forced from {pipe.vae_scale_factor} to {latent_factor} "
+            "so both sample the same latent size"
+        )
+        pipe.vae_scale_factor = latent_factor
+
+    def run(mark: Callable[[], None]) -> Any:
+        def on_step_end(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            mark()
+            return kwargs
+
+        generator = torch.Generator(device="cpu").manual_seed(SEED)
+        with torch.no_grad():
+            output = pipe(
+                prompt=PROMPT,
+                negative_prompt=NEGATIVE,
+                num_inference_steps=steps,
+                guidance_scale=CFG,
+                height=resolution,
+                width=resolution,
+                generator=generator,
+                output_type="pil",
+                callback_on_step_end=on_step_end,
+            )
+        return output.images[0]
+
+    return run, notes
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def median_ms(values: list[float]) -> float:
+    return 1000.0 * statistics.median(values) if values else float("nan")
+
+
+def mean_abs_difference(a: Any, b: Any) -> float | None:
+    import numpy as np
+
+    x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    if x.shape != y.shape:
+        return None
+    return float(np.abs(x - y).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=("tiny", "mid", "full"), default="tiny",
+                        help="synthetic SD1 checkpoint: tiny (test-suite sizes), mid (real CLIP-L and VAE, small UNet), full (SD1.5 sizes)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps per image (default 10)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                        help="auto: fp32 on the CPU, fp16 on CUDA/MPS")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="image side in pixels (default: 256 for tiny, 512 otherwise)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="timed runs per pipeline after the warm-up, interleaved (default 1); step times are pooled")
+    args = parser.parse_args(argv)
+    if args.steps < 3:
+        parser.error("--steps must be at least 3 (the first step is not counted)")
+    resolution = args.resolution or DEFAULT_RESOLUTION[args.size]
+
+    from desktop.engine.devices import plan_devices
+    from desktop.engine.loading import load_model
+
+    plan = plan_devices(args.device, args.precision)
+    sync = synchronizer(plan.device)
+    torch.manual_seed(0)
+
+    path, params, wrote = build_checkpoint(args.size)
+    written = f"written in {wrote:.1f} s" if wrote else "cached"
+    print(f"checkpoint: {path} ({params / 1e6:.1f} M parameters, {path.stat().st_size / 2**20:.0f} MiB, {written})")
+
+    # Load three times; keep the last model for the pipelines.
+    load_times: list[float] = []
+    model = None
+    for _ in range(LOAD_REPEATS):
+        model = None
+        gc.collect()
+        if plan.device.type == "cuda":
+            torch.cuda.empty_cache()
+        sync()
+        model = load_model(path, plan)
+        sync()
+        load_times.append(model.load_seconds)
+    assert model is not None
+
+    ours = make_ours(model, args.steps, resolution)
+    theirs, notes = make_diffusers(model, args.steps, resolution)
+
+    # Warm-up (kernel selection, allocator, lazy imports), then interleaved timed runs.
+    timed(ours, sync)
+    timed(theirs, sync)
+    our_runs: list[RunTiming] = []
+    their_runs: list[RunTiming] = []
+    our_image = their_image = None
+    for _ in range(args.runs):
+        timing, our_image = timed(ours, sync)
+        our_runs.append(timing)
+        timing, their_image = timed(theirs, sync)
+        their_runs.append(timing)
+
+    for name, runs in (("ours", our_runs), ("diffusers", their_runs)):
+        for run in runs:
+            if len(run.steps) != args.steps:
+                raise SystemExit(f"{name}: expected {args.steps} step callbacks, got {len(run.steps)}")
+
+    our_step = median_ms([d for r in our_runs for d in r.intervals])
+    their_step = median_ms([d for r in their_runs for d in r.intervals])
+    our_total = statistics.median(r.total for r in our_runs)
+    their_total = statistics.median(r.total for r in their_runs)
+    # Time outside the sampling loop: encode before step 1, decode + postprocess after step N.
+    our_outside = statistics.median(r.total - (r.steps[-1] - r.steps[0]) - statistics.median(r.intervals) for r in our_runs)
+    their_outside = statistics.median(r.total - (r.steps[-1] - r.steps[0]) - statistics.median(r.intervals) for r in their_runs)
+    difference = mean_abs_difference(our_image, their_image)
+
+    import diffusers
+    import transformers
+
+    unet_params = sum(p.numel() for p in model.unet.parameters())
+    print(f"device:     {plan.description} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+          if plan.device.type == "cpu" else f"device:     {plan.description} ({torch.cuda.get_device_name() if plan.device.type == 'cuda' else plan.device.type})")
+    print(f"versions:   torch {torch.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}, python {platform.python_version()}")
+    print(f"model:      SD1 {args.size}, UNet {unet_params / 1e6:.1f} M parameters")
+    print(f"job:        Euler (Automatic), {args.steps} steps, CFG {CFG:g}, {resolution}x{resolution}, seed {SEED}, "
+          f"{args.runs} timed run(s) after 1 warm-up")
+    for note in notes:
+        print(f"note:       {note}")
+    print()
+    print(f"load_model: {statistics.median(load_times):.2f} s median of {LOAD_REPEATS} ({', '.join(f'{t:.2f}' for t in load_times)})")
+    print()
+    rows = [
+        ("per step (median, steps 2..N)", our_step, their_step, "ms"),
+        ("outside the loop (encode+decode)", our_outside * 1000, their_outside * 1000, "ms"),
+        ("total wall time", our_total * 1000, their_total * 1000, "ms"),
+    ]
+    print(f"{'':34}{'ours':>12}{'diffusers':>12}{'ours/diffusers':>16}")
+    for label, mine, other, unit in rows:
+        print(f"{label:34}{mine:>9.1f} {unit}{other:>9.1f} {unit}{mine / other:>15.3f}x")
+    if difference is not None:
+        print()
+        print(f"images: mean |ours - diffusers| = {difference:.2f} / 255 (same modules, seed and sampler family; "
+              "schedules and noise handling differ slightly, so only a large value is a warning sign)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""Headless commands: ``generate`` (txt2img) and ``info`` (what a model file is).
+
+Contract: ``generate`` prints one saved path per line on stdout and progress on stderr; exit
+status 0 on success, 2 on bad input (with a one-line error naming the problem), 1 on any other
+failure, 130 when cancelled with Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from desktop.core.cancel import CancelToken
+from desktop.core.errors import DesktopError, UserInputError
+from desktop.core.paths import default_output_dir
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, naming the problem: scripts read this.
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+    def _print_message(self, message: str, file: TextIO | None = None) -> None:
+        # argparse writes to sys.stderr directly; send it where main() was told to write.
+        super()._print_message(message, _current_stderr[-1] if _current_stderr else file)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m desktop", description="Diffusion Desktop, headless.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="text to image, saved as PNG with A1111 metadata")
+    generate.add_argument("--model", required=True, type=Path, help="checkpoint .safetensors or diffusers folder")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--negative", default="", help="negative prompt")
+    generate.add_argument("--steps", type=int, default=20)
+    generate.add_argument("--cfg", type=float, default=7.0, help="CFG scale")
+    generate.add_argument("--sampler", default="Euler a", help="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
+    generate.add_argument("--schedule", default="automatic", help="schedule type: automatic, uniform, karras, exponential")
+    generate.add_argument("--seed", type=int, default=-1, help="-1 picks a random seed (recorded in the image)")
+    generate.add_argument("--width", type=int, default=512)
+    generate.add_argument("--height", type=int, default=512)
+    generate.add_argument("--batch-size", type=int, default=1)
+    generate.add_argument("--batch-count", type=int, default=1)
+    generate.add_argument("--clip-skip", type=int, default=1)
+    generate.add_argument("--vae", type=Path, default=None, help="VAE .safetensors to use instead of the built-in one")
+    generate.add_argument("--device", default="auto", choices=["auto", "cpu", "mps", "cuda"])
+    generate.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    generate.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_output_dir()})")
+
+    info = commands.add_parser("info", help="what a model file is, without loading it")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--no-hash", action="store_true", help="skip hashing (fast on huge files)")
+    return parser
+
+
+_current_stderr: list[TextIO] = []
+
+
+def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    _current_stderr.append(err)
+    try:
+        return _run(argv, out, err)
+    finally:
+        _current_stderr.pop()
+
+
+def _run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_request:  # --help, or a malformed command line (already reported)
+        return int(exit_request.code or 0)
+    try:
+        if args.command == "generate":
+            return _generate(args, out, err)
+        return _info(args, out, err)
+    except UserInputError as error:
+        print(f"error: {error}", file=err)
+        return EXIT_BAD_INPUT
+    except DesktopError as error:
+        print(f"error: {error}", file=err)
+        return EXIT_FAILURE
+    except MemoryError:
+        print("error: out of memory; try a smaller size or batch, or --precision fp16", file=err)
+        return EXIT_FAILURE
+
+
+def _request_from(args: argparse.Namespace):
+    from desktop.core.requests import GenerationRequest
+
+    return GenerationRequest(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        steps=args.steps,
+        cfg_scale=args.cfg,
+        sampler=args.sampler,
+        schedule=args.schedule,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        batch_size=args.batch_size,
+        batch_count=args.batch_count,
+        clip_skip=args.clip_skip,
+        vae_path=args.vae,
+    )
+
+
+def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    request = _request_from(args)
+    request.validate()  # bad sizes and counts fail before torch is even imported
+
+    from desktop.core.generation_params import ModelInfo
+    from desktop.engine.devices import plan_devices
+    from desktop.engine.loading import load_model
+    from desktop.engine.samplers import find_sampler
+    from desktop.engine.schedules import find_schedule
+    from desktop.engine.txt2img import GeneratedImage, Txt2ImgPipeline
+    from desktop.library.hashes import autov2_hash, sha256_file
+    from desktop.library.outputs import save_png
+    from desktop.library.probe import probe_model, require_generation_checkpoint
+
+    find_sampler(request.sampler)
+    find_schedule(request.schedule)
+    require_generation_checkpoint(probe_model(args.model))
+    if args.vae is not None:
+        probe_model(args.vae)  # unreadable VAE files fail now, not after the checkpoint loaded
+    plan = plan_devices(args.device, args.precision)
+    output_dir = args.out or default_output_dir()
+
+    cancel = CancelToken()
+    with _cancel_on_ctrl_c(cancel), ThreadPoolExecutor(max_workers=2, thread_name_prefix="hash") as hashing:
+        model_hash: Future[str] | None = None
+        if args.model.is_file():  # A1111 has no hash for diffusers folders
+            model_hash = hashing.submit(sha256_file, args.model)
+        vae_hash = hashing.submit(sha256_file, args.vae) if args.vae else None
+
+        print(f"Device: {plan.description}", file=err)
+        model = load_model(args.model, plan, vae_path=args.vae, progress=lambda m: print(m, file=err))
+        print(f"Loaded {model.family.label} ({model.prediction.value}) in {model.load_seconds:.1f} s", file=err)
+        model_info = ModelInfo(
+            name=args.model.stem if args.model.is_file() else args.model.name,
+            hash=autov2_hash(model_hash.result()) if model_hash else None,
+            vae_name=args.vae.name if args.vae else None,
+            vae_hash=autov2_hash(vae_hash.result()) if vae_hash else None,
+        )
+        pipeline = Txt2ImgPipeline(model, model_info)
+        progress = _ProgressPrinter(err)
+        saved: list[Path] = []
+        started = time.perf_counter()
+
+        def save(generated: GeneratedImage) -> None:
+            path = save_png(generated.image, generated.infotext, output_dir, generated.seed)
+            saved.append(path)
+            print(path, file=out, flush=True)
+
+        result = pipeline(request, on_step=progress, on_image=save, cancel=cancel)
+        progress.finish()
+    elapsed = time.perf_counter() - started
+    if result.vae_upcast:
+        print("note: the VAE produced NaNs in half precision and was rerun in fp32", file=err)
+    if result.cancelled:
+        print(f"cancelled after {len(saved)} image(s)", file=err)
+        return EXIT_CANCELLED
+    print(f"Done: {len(saved)} image(s) in {elapsed:.1f} s", file=err)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _cancel_on_ctrl_c(cancel: CancelToken) -> Iterator[None]:
+    """Ctrl+C cancels at the next sampling step instead of killing the process mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _ProgressPrinter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+
+    def __call__(self, progress) -> None:
+        line = (
+            f"image {progress.image_index + 1}/{progress.batch_count} "
+            f"step {progress.step}/{progress.total_steps} ({progress.iterations_per_second:.2f} it/s)"
+        )
+        if self.interactive:
+            print("\r" + line, end="", file=self.stream, flush=True)
+        else:
+            print(line, file=self.stream)
+
+    def finish(self) -> None:
+        if self.interactive:
+            print(file=self.stream)
+
+
+def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from desktop.library.hashes import autov2_hash, legacy_model_hash, safetensors_tensor_hash, sha256_file, short_network_hash
+    from desktop.library.probe import probe_model
+
+    probe = probe_model(args.path)
+    facts: dict[str, object] = {
+        "path": str(args.path),
+        "what": probe.describe(),
+        "kind": probe.kind.value,
+        "family": probe.family.value,
+        "variant": probe.variant.value,
+        "prediction": probe.prediction.value,
+        "layout": probe.layout.value,
+        "precision": probe.precision,
+        "baked-in VAE": probe.has_vae,
+        "EMA weights": probe.has_ema,
+        "tensors": len(probe.header.tensors) if probe.header else None,
+    }
+    if args.path.is_file() and not args.no_hash:
+        print("hashing...", file=err)
+        full = sha256_file(args.path)
+        facts["sha256"] = full
+        facts["model hash (AutoV2)"] = autov2_hash(full)
+        facts["legacy hash"] = legacy_model_hash(args.path)
+        if probe.header is not None:
+            facts["network hash (Lora/TI hashes)"] = short_network_hash(safetensors_tensor_hash(args.path))
+    facts["why"] = list(probe.reasons)
+    if args.json:
+        print(json.dumps(facts, ensure_ascii=False, indent=2), file=out)
+    else:
+        for key, value in facts.items():
+            if isinstance(value, list):
+                value = "; ".join(value)
+            print(f"{key}: {value}", file=out)
+    return EXIT_OK

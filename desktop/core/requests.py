@@ -1,0 +1,67 @@
+"""The immutable request for one txt2img job: everything needed to reproduce its images."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from desktop.core.errors import InvalidRequest
+
+MAX_SEED = 2**32 - 1  # A1111 seeds are unsigned 32-bit; torch accepts larger but A1111 users never see them
+MAX_SIDE = 4096
+MAX_STEPS = 150
+MAX_BATCH_SIZE = 8
+MAX_BATCH_COUNT = 100
+MAX_CLIP_SKIP = 12
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler: str = "Euler a"
+    schedule: str = "Automatic"
+    seed: int = -1
+    width: int = 512
+    height: int = 512
+    batch_size: int = 1
+    batch_count: int = 1
+    clip_skip: int = 1
+    vae_path: Path | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidRequest` naming the first bad parameter."""
+        for name, value in (("width", self.width), ("height", self.height)):
+            if not isinstance(value, int) or value <= 0 or value % 8:
+                raise InvalidRequest(f"{name} must be a positive multiple of 8, got {value}", field=name)
+            if value > MAX_SIDE:
+                raise InvalidRequest(f"{name} must be at most {MAX_SIDE}, got {value}", field=name)
+        _check_range("steps", self.steps, 1, MAX_STEPS)
+        _check_range("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_range("batch count", self.batch_count, 1, MAX_BATCH_COUNT)
+        _check_range("clip skip", self.clip_skip, 1, MAX_CLIP_SKIP)
+        if not (0.0 <= self.cfg_scale <= 30.0) or self.cfg_scale != self.cfg_scale:
+            raise InvalidRequest(f"CFG scale must be between 0 and 30, got {self.cfg_scale}", field="cfg_scale")
+        if self.seed != -1 and not (0 <= self.seed <= MAX_SEED):
+            raise InvalidRequest(f"seed must be -1 (random) or between 0 and {MAX_SEED}, got {self.seed}", field="seed")
+
+    def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationRequest:
+        """Replace seed -1 by a concrete random seed, so the job (and its metadata) records it."""
+        if self.seed != -1:
+            return self
+        return replace(self, seed=(rng or random.SystemRandom()).randrange(0, MAX_SEED + 1))
+
+    def image_seeds(self, batch_index: int) -> list[int]:
+        """Seeds of the images of one batch: A1111 gives image i of the job the seed ``seed + i``."""
+        if self.seed == -1:
+            raise ValueError("resolve the seed first (with_resolved_seed)")
+        first = self.seed + batch_index * self.batch_size
+        return [first + i for i in range(self.batch_size)]
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not (low <= value <= high):
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}, got {value}", field=name)

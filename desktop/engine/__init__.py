@@ -1,0 +1,1 @@
+"""The torch side: model loading, conditioning, samplers and the txt2img pipeline. No Qt."""

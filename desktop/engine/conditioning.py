@@ -1,0 +1,131 @@
+"""Text conditioning the way A1111 builds it: 75-token chunks, BOS/EOS per chunk, clip skip.
+
+A prompt arrives as ``(text, weight)`` pieces (emphasis parsing lives in the prompt-language
+module); each chunk is encoded separately and the chunks are concatenated to (1, 77*k, dim).
+Weights multiply the token embeddings, then the mean is restored (A1111's "Original" emphasis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+CHUNK_LENGTH = 75  # tokens of text per chunk; with BOS and EOS a chunk is CLIP's 77
+COMMA_BACKTRACK = 20  # A1111 default "comma padding backtrack"
+BREAK = ("BREAK", -1.0)
+
+
+@dataclass
+class PromptChunk:
+    tokens: list[int] = field(default_factory=list)
+    multipliers: list[float] = field(default_factory=list)
+
+
+def chunk_tokens(pieces: Sequence[tuple[str, float]], tokenizer: Any) -> list[PromptChunk]:
+    """A1111's ``tokenize_line``: split weighted text into chunks of 75 tokens, each framed by BOS/EOS and padded."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    comma = tokenizer.get_vocab().get(",</w>")
+    texts = [text for text, weight in pieces if (text, weight) != BREAK]
+    tokenized = iter(tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"] if texts else [])
+    chunks: list[PromptChunk] = []
+    chunk = PromptChunk()
+    last_comma = -1
+
+    def next_chunk() -> None:
+        nonlocal chunk, last_comma
+        pad = CHUNK_LENGTH - len(chunk.tokens)
+        chunk.tokens = [bos, *chunk.tokens, *([eos] * pad), eos]
+        chunk.multipliers = [1.0, *chunk.multipliers, *([1.0] * pad), 1.0]
+        chunks.append(chunk)
+        chunk = PromptChunk()
+        last_comma = -1
+
+    for text, weight in pieces:
+        if (text, weight) == BREAK:
+            next_chunk()
+            continue
+        for token in next(tokenized):
+            if token == comma:
+                last_comma = len(chunk.tokens)
+            elif (
+                len(chunk.tokens) == CHUNK_LENGTH
+                and last_comma != -1
+                and len(chunk.tokens) - last_comma <= COMMA_BACKTRACK
+            ):
+                # The chunk is full mid-phrase: move the words after the last comma to the next chunk.
+                moved_tokens = chunk.tokens[last_comma + 1 :]
+                moved_multipliers = chunk.multipliers[last_comma + 1 :]
+                chunk.tokens = chunk.tokens[: last_comma + 1]
+                chunk.multipliers = chunk.multipliers[: last_comma + 1]
+                next_chunk()
+                chunk.tokens, chunk.multipliers = moved_tokens, moved_multipliers
+            if len(chunk.tokens) == CHUNK_LENGTH:
+                next_chunk()
+            chunk.tokens.append(token)
+            chunk.multipliers.append(weight)
+    if chunk.tokens or not chunks:
+        next_chunk()
+    return chunks
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How one text encoder's output is taken (A1111's wrappers for SD1, SD2 and SDXL)."""
+
+    pad_token: int  # written after the first EOS of each chunk
+    hidden_layer: int | None  # None: last hidden state (with final layer norm); -N: hidden_states[-N]
+    final_layer_norm: bool  # apply the final layer norm to hidden_states[-N]
+    honours_clip_skip: bool
+
+
+def encode_chunks(chunks: Sequence[PromptChunk], encoder: Any, spec: EncoderSpec, clip_skip: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(1, 77*k, dim) hidden states, and the pooled projection of the first chunk when the encoder has one."""
+    parameter = next(encoder.parameters())
+    outputs, pooled = [], None
+    for index, chunk in enumerate(chunks):
+        tokens = list(chunk.tokens)
+        if spec.pad_token != tokens[-1]:
+            first_eos = tokens.index(tokens[-1])
+            tokens[first_eos + 1 :] = [spec.pad_token] * (len(tokens) - first_eos - 1)
+        ids = torch.tensor([tokens], device=parameter.device)
+        z, chunk_pooled = _run_encoder(encoder, ids, spec, clip_skip)
+        if index == 0:
+            pooled = chunk_pooled
+        multipliers = torch.tensor(chunk.multipliers, device=z.device, dtype=z.dtype)
+        original_mean = z.mean()
+        z = z * multipliers.reshape(1, -1, 1)
+        z = z * (original_mean / z.mean())
+        outputs.append(z.float())
+    return torch.cat(outputs, dim=1), (pooled.float() if pooled is not None else None)
+
+
+@torch.no_grad()
+def _run_encoder(encoder: Any, ids: torch.Tensor, spec: EncoderSpec, clip_skip: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    out = encoder(input_ids=ids, output_hidden_states=True)
+    pooled = getattr(out, "text_embeds", None)
+    if spec.honours_clip_skip and clip_skip > 1:
+        return encoder.final_layer_norm(out.hidden_states[-clip_skip]), pooled
+    if spec.hidden_layer is None:
+        return out.last_hidden_state, pooled
+    z = out.hidden_states[spec.hidden_layer]
+    return (encoder.final_layer_norm(z) if spec.final_layer_norm else z), pooled
+
+
+def encode_prompt(
+    pieces: Sequence[tuple[str, float]],
+    tokenizers: Sequence[Any],
+    encoders: Sequence[Any],
+    specs: Sequence[EncoderSpec],
+    *,
+    clip_skip: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden states of all encoders side by side (SDXL: CLIP-L 768 + bigG 1280), and the pooled vector."""
+    states, pooled = [], None
+    for tokenizer, encoder, spec in zip(tokenizers, encoders, specs):
+        z, encoder_pooled = encode_chunks(chunk_tokens(pieces, tokenizer), encoder, spec, clip_skip)
+        states.append(z)
+        pooled = encoder_pooled if encoder_pooled is not None else pooled
+    return torch.cat(states, dim=-1), pooled

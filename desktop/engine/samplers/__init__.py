@@ -1,0 +1,7 @@
+"""Samplers by A1111 name. Each algorithm lives in its own module, written after k-diffusion."""
+
+from __future__ import annotations
+
+from desktop.engine.samplers.registry import SAMPLERS, SamplerSpec, find_sampler, sampler_names
+
+__all__ = ["SAMPLERS", "SamplerSpec", "find_sampler", "sampler_names"]

@@ -1,0 +1,24 @@
+"""Pieces shared by the k-diffusion-style samplers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+StepCallback = Callable[[int, torch.Tensor], None]  # (step index, denoised) after each step
+NoiseSource = Callable[[], torch.Tensor]  # the next ancestral noise draw, shaped like x
+
+
+def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+    """The ODE derivative dx/dsigma for the Karras et al. formulation."""
+    return (x - denoised) / sigma
+
+
+def ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a step into a deterministic part down to ``sigma_down`` and fresh noise ``sigma_up``."""
+    if not eta:
+        return sigma_to, torch.zeros_like(sigma_to)
+    sigma_up = torch.minimum(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
+    sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
+    return sigma_down, sigma_up

@@ -1,0 +1,29 @@
+"""Euler a (k-diffusion ``sample_euler_ancestral``, eta = 1, s_noise = 1: A1111's defaults)."""
+
+from __future__ import annotations
+
+import torch
+
+from desktop.engine.denoiser import Denoiser
+from desktop.engine.samplers.common import NoiseSource, StepCallback, ancestral_step, to_d
+
+
+@torch.no_grad()
+def sample_euler_ancestral(
+    model: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    callback: StepCallback,
+    noise: NoiseSource,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i])
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
+        if sigmas[i + 1] > 0:
+            x = x + noise() * s_noise * sigma_up
+        callback(i, denoised)
+    return x

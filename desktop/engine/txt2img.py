@@ -1,0 +1,203 @@
+"""txt2img as a straight line of public steps: check inputs, encode, noise, sample, decode, postprocess."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from desktop.backends.base import AddedConditioning, UNetBackend, VAEBackend
+from desktop.backends.torch_backend import TorchUNet, TorchVAE
+from desktop.core.cancel import CancelToken, Cancelled
+from desktop.core.errors import GenerationError
+from desktop.core.events import StepProgress
+from desktop.core.generation_params import ModelInfo, generation_parameters
+from desktop.core.infotext import format_infotext
+from desktop.core.requests import GenerationRequest
+from desktop.engine.conditioning import EncoderSpec, encode_prompt
+from desktop.engine.denoiser import CFGDenoiser, Conditioning, DiscreteSchedule
+from desktop.engine.loading import LoadedModel
+from desktop.engine.noise import ImageNoise
+from desktop.engine.samplers import SamplerSpec, find_sampler
+from desktop.engine.schedules import AUTOMATIC, SCHEDULE_TYPES, find_schedule
+from desktop.library.taxonomy import ModelFamily
+
+ProgressCallback = Callable[[StepProgress], None]
+ImageCallback = Callable[["GeneratedImage"], None]
+
+ENCODER_SPECS = {
+    # SD1: last layer (clip skip takes an earlier one, then the final layer norm).
+    ModelFamily.SD1: [EncoderSpec(pad_token=49407, hidden_layer=None, final_layer_norm=True, honours_clip_skip=True)],
+    # SD2: the bundled encoder already stops at the penultimate layer; A1111 ignores clip skip here.
+    ModelFamily.SD2: [EncoderSpec(pad_token=0, hidden_layer=None, final_layer_norm=True, honours_clip_skip=False)],
+    # SDXL: penultimate hidden states of both encoders, no final layer norm, clip skip ignored.
+    ModelFamily.SDXL: [
+        EncoderSpec(pad_token=49407, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
+        EncoderSpec(pad_token=0, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    sampler: SamplerSpec
+    schedule_label: str  # as recorded in infotext ("Automatic", "Karras", ...)
+    sigmas: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+    index: int  # position in the job (batch_index * batch_size + i)
+    infotext: str  # A1111 "parameters" text that reproduces this image
+
+
+@dataclass(frozen=True)
+class Txt2ImgResult:
+    images: list[GeneratedImage]
+    sampler_name: str  # canonical A1111 names, as infotext records them
+    schedule_label: str
+    cancelled: bool = False
+    vae_upcast: bool = False  # the half-precision VAE produced NaNs and was retried in fp32
+
+
+def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule) -> SamplingPlan:
+    """The sampler and sigmas for the request. "Automatic" means the sampler's own default (A1111)."""
+    spec, implied_schedule = find_sampler(request.sampler)
+    label = find_schedule(request.schedule)
+    if label == AUTOMATIC and implied_schedule:
+        label = implied_schedule  # an old combined name such as "DPM++ 2M Karras"
+    if label == AUTOMATIC:
+        label = spec.default_schedule or AUTOMATIC
+    function = SCHEDULE_TYPES["Uniform" if label == AUTOMATIC else label].function
+    return SamplingPlan(spec, label, function(request.steps, schedule))
+
+
+class Txt2ImgPipeline:
+    def __init__(
+        self,
+        model: LoadedModel,
+        model_info: ModelInfo | None = None,
+        *,
+        unet: UNetBackend | None = None,
+        vae: VAEBackend | None = None,
+    ) -> None:
+        self.model = model
+        self.model_info = model_info or ModelInfo(name=model.path.stem if model.path.is_file() else model.path.name)
+        self.unet = unet or TorchUNet(model.unet)
+        self.vae = vae or TorchVAE(model.vae, model.vae_scaling_factor)
+        self.schedule = DiscreteSchedule(model.alphas_cumprod)
+
+    def __call__(
+        self,
+        request: GenerationRequest,
+        *,
+        on_step: ProgressCallback | None = None,
+        on_image: ImageCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Txt2ImgResult:
+        """Run the job; ``on_image`` gets each image as soon as it is decoded (so it can be saved at once)."""
+        request = self.check_inputs(request)
+        plan = resolve_sampling(request, self.schedule)
+        conditioning = self.encode(request)
+        images: list[GeneratedImage] = []
+        try:
+            for batch_index in range(request.batch_count):
+                seeds = request.image_seeds(batch_index)
+                latents = self.sample(request, plan, conditioning, seeds, batch_index, on_step, cancel)
+                pixels = self.decode(latents)
+                for offset, (seed, image) in enumerate(zip(seeds, self.postprocess(pixels))):
+                    infotext = self.infotext(request, plan, seed)
+                    generated = GeneratedImage(image, seed, batch_index * request.batch_size + offset, infotext)
+                    images.append(generated)
+                    if on_image is not None:
+                        on_image(generated)
+        except Cancelled:
+            return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, cancelled=True, vae_upcast=self._vae_upcast())
+        return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, vae_upcast=self._vae_upcast())
+
+    @property
+    def latent_factor(self) -> int:
+        """How much the VAE downsamples: 8 for every real SD VAE (4 levels)."""
+        return 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+
+    def check_inputs(self, request: GenerationRequest) -> GenerationRequest:
+        request.validate()
+        find_sampler(request.sampler)
+        find_schedule(request.schedule)
+        return request.with_resolved_seed()
+
+    def encode(self, request: GenerationRequest) -> Conditioning:
+        model = self.model
+        specs = ENCODER_SPECS[model.family]
+        batch = request.batch_size
+
+        def encode_one(text: str) -> tuple[torch.Tensor, AddedConditioning | None]:
+            z, pooled = encode_prompt([(text, 1.0)], model.tokenizers, model.text_encoders, specs, clip_skip=request.clip_skip)
+            added = None
+            if model.family is ModelFamily.SDXL:
+                # original size, crop top-left, target size: A1111 uses the image size for both.
+                time_ids = torch.tensor([[request.height, request.width, 0, 0, request.height, request.width]], dtype=torch.float32)
+                added = AddedConditioning(pooled.repeat(batch, 1), time_ids.repeat(batch, 1))
+            return z.repeat(batch, 1, 1), added
+
+        cond, cond_added = encode_one(request.prompt)
+        uncond, uncond_added = encode_one(request.negative_prompt)
+        return Conditioning(cond, uncond, cond_added, uncond_added)
+
+    def sample(
+        self,
+        request: GenerationRequest,
+        plan: SamplingPlan,
+        conditioning: Conditioning,
+        seeds: list[int],
+        batch_index: int,
+        on_step: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> torch.Tensor:
+        channels = self.model.unet.config.in_channels
+        factor = self.latent_factor
+        noise = ImageNoise(seeds, (channels, request.height // factor, request.width // factor))
+        x = noise.next() * plan.sigmas[0]
+        denoiser = CFGDenoiser(self.unet, self.schedule, self.model.prediction, conditioning, request.cfg_scale, cancel)
+        started = time.perf_counter()
+
+        def step_done(i: int, _denoised: torch.Tensor) -> None:
+            if on_step is not None:
+                on_step(StepProgress(batch_index, request.batch_count, i + 1, request.steps, time.perf_counter() - started))
+
+        latents = plan.sampler.function(denoiser, x, plan.sigmas, callback=step_done, noise=noise.next)
+        if torch.isnan(latents).any():
+            raise GenerationError(
+                "the model produced NaN values; try --precision fp32 (or another checkpoint)",
+                hint="precision",
+            )
+        return latents
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latents)
+
+    @staticmethod
+    def postprocess(pixels: torch.Tensor) -> list[Image.Image]:
+        """A1111: clamp((x + 1) / 2, 0, 1) * 255, truncated to uint8."""
+        scaled = torch.clamp((pixels + 1.0) / 2.0, min=0.0, max=1.0)
+        arrays = (255.0 * scaled.permute(0, 2, 3, 1).numpy()).astype(np.uint8)
+        return [Image.fromarray(array) for array in arrays]
+
+    def infotext(self, request: GenerationRequest, plan: SamplingPlan, seed: int) -> str:
+        params = generation_parameters(
+            request,
+            seed=seed,
+            sampler_name=plan.sampler.name,
+            schedule_label=plan.schedule_label,
+            model=self.model_info,
+        )
+        return format_infotext(request.prompt, request.negative_prompt, params)
+
+    def _vae_upcast(self) -> bool:
+        return bool(getattr(self.vae, "upcast_after_nan", False))

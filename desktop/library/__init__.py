@@ -1,0 +1,1 @@
+"""Model files on disk: safetensors headers, probing by content, hashes. No torch, no Qt."""

@@ -1,0 +1,116 @@
+"""The hashes AUTOMATIC1111, kohya and civitai use to name model files.
+
+- AutoV2 ("Model hash" in infotext): first 10 hex chars of the sha256 of the whole file.
+- Legacy A1111 ``model_hash``: sha256 of the 64 KiB at offset 1 MiB, first 8 hex chars.
+- Tensor hash (kohya ``sshs_model_hash``, A1111 ``addnet_hash_safetensors``): sha256 of the bytes
+  after the safetensors header, so editing metadata does not change it; "Lora hashes" and
+  "TI hashes" in infotext show its first 12 hex chars.
+
+Files are streamed in 1 MiB blocks: checkpoints are several GB and must never sit in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from desktop.core.errors import ModelFileError
+from desktop.library.safetensors_file import read_safetensors_header
+
+BLOCK_SIZE = 1 << 20
+LEGACY_OFFSET = 0x100000
+LEGACY_LENGTH = 0x10000
+
+Progress = Callable[[int, int], None]
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``: a ``threading.Event`` or the app's cancel token."""
+
+    def is_set(self) -> bool: ...
+
+
+def sha256_file(
+    path: str | Path, *, progress: Progress | None = None, cancel: CancelFlag | None = None
+) -> str:
+    """Full hex sha256 of the file's bytes."""
+    path = Path(path)
+    return _sha256_range(path, 0, _file_size(path), progress, cancel)
+
+
+def autov2_hash(sha256_hex: str) -> str:
+    """The short "Model hash" A1111 writes in infotext and civitai accepts."""
+    return sha256_hex[:10]
+
+
+def legacy_model_hash(path: str | Path) -> str:
+    """A1111's old ``model_hash``; a file shorter than 1 MiB hashes an empty read, as in A1111."""
+    path = Path(path)
+    size = _file_size(path)
+    start = min(LEGACY_OFFSET, size)
+    return _sha256_range(path, start, min(LEGACY_LENGTH, size - start), None, None)[:8]
+
+
+def safetensors_tensor_hash(
+    path: str | Path, *, progress: Progress | None = None, cancel: CancelFlag | None = None
+) -> str:
+    """Full hex sha256 of the tensor data, i.e. everything after the length prefix and header."""
+    header = read_safetensors_header(path)
+    return _sha256_range(
+        header.path, header.data_start, header.file_size - header.data_start, progress, cancel
+    )
+
+
+def short_network_hash(full_hash: str) -> str:
+    """The 12-character form used in "Lora hashes" and "TI hashes"."""
+    return full_hash[:12]
+
+
+def _file_size(path: Path) -> int:
+    try:
+        if path.is_dir():
+            raise ModelFileError(f"{path.name} is a folder, not a file", path=str(path), reason="directory")
+        return path.stat().st_size
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path.name} does not exist ({path})", path=str(path), reason="missing"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(
+            f"{path.name} cannot be read: {exc.strerror or exc}", path=str(path), reason="unreadable"
+        ) from exc
+
+
+def _sha256_range(
+    path: Path, start: int, length: int, progress: Progress | None, cancel: CancelFlag | None
+) -> str:
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        with path.open("rb") as file:
+            file.seek(start)
+            while done < length:
+                if cancel is not None and cancel.is_set():
+                    raise InterruptedError(f"hashing {path.name} was cancelled")
+                block = file.read(min(BLOCK_SIZE, length - done))
+                if not block:
+                    raise ModelFileError(
+                        f"{path.name} got shorter while it was being hashed",
+                        path=str(path),
+                        reason="truncated",
+                    )
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, length)
+    except InterruptedError:
+        raise  # an OSError subclass, but a cancel is not a read failure
+    except OSError as exc:
+        raise ModelFileError(
+            f"{path.name} cannot be read: {exc.strerror or exc}", path=str(path), reason="unreadable"
+        ) from exc
+    if progress is not None and length == 0:
+        progress(0, 0)
+    return digest.hexdigest()

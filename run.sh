@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up .venv on first use, then runs Diffusion Desktop: ./run.sh generate --model ... --prompt ...
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/bootstrap.sh >&2
+exec .venv/bin/python -m desktop "$@"
