@@ -4,5 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh dev >&2
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
-.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

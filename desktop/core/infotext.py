@@ -31,7 +31,7 @@ _KEY_CHARS_RUN = re.compile(r"[\w \-/]+")
 _WORD_CHAR = re.compile(r"\w")
 
 # A1111 reads the last line as parameters only when it holds at least this many pairs.
-_MIN_PARAMS_ON_LAST_LINE = 2
+_MIN_PARAMS_ON_LAST_LINE = 3
 
 
 def quote(value: object) -> str:
@@ -47,7 +47,7 @@ def quote(value: object) -> str:
     "猫:1.2"
     """
     text = str(value)
-    if "," not in text and "\n" not in text and ":" not in text:
+    if "," not in text and ":" not in text:
         return text
     return json.dumps(text, ensure_ascii=False)
 
