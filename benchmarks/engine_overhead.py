@@ -322,9 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     their_step = median_ms([d for r in their_runs for d in r.intervals])
     our_total = statistics.median(r.total for r in our_runs)
     their_total = statistics.median(r.total for r in their_runs)
-    # Time outside the sampling loop: encode before step 1, decode + postprocess after step N.
-    our_outside = statistics.median(r.total - (r.steps[-1] - r.steps[0]) - statistics.median(r.intervals) for r in our_runs)
-    their_outside = statistics.median(r.total - (r.steps[-1] - r.steps[0]) - statistics.median(r.intervals) for r in their_runs)
+    # Outside the sampling loop: before it (start to the end of step 1, less one median step:
+    # prompt encoding, noise, schedule) and after it (last step to the end: VAE decode, PIL).
+    our_before = statistics.median(r.steps[0] - r.start for r in our_runs) - our_step / 1000
+    their_before = statistics.median(r.steps[0] - r.start for r in their_runs) - their_step / 1000
+    our_after = statistics.median(r.end - r.steps[-1] for r in our_runs)
+    their_after = statistics.median(r.end - r.steps[-1] for r in their_runs)
     difference = mean_abs_difference(our_image, their_image)
 
     import diffusers
@@ -343,13 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load_model: {statistics.median(load_times):.2f} s median of {LOAD_REPEATS} ({', '.join(f'{t:.2f}' for t in load_times)})")
     print()
     rows = [
-        ("per step (median, steps 2..N)", our_step, their_step, "ms"),
-        ("outside the loop (encode+decode)", our_outside * 1000, their_outside * 1000, "ms"),
-        ("total wall time", our_total * 1000, their_total * 1000, "ms"),
+        ("per step (median of steps 2..N)", our_step, their_step),
+        ("before the loop (encode, noise)", our_before * 1000, their_before * 1000),
+        ("after the loop (VAE decode, PIL)", our_after * 1000, their_after * 1000),
+        ("total wall time", our_total * 1000, their_total * 1000),
     ]
-    print(f"{'':34}{'ours':>12}{'diffusers':>12}{'ours/diffusers':>16}")
-    for label, mine, other, unit in rows:
-        print(f"{label:34}{mine:>9.1f} {unit}{other:>9.1f} {unit}{mine / other:>15.3f}x")
+    print(f"{'':34}{'ours ms':>12}{'diffusers ms':>14}{'ours/diffusers':>16}")
+    for label, mine, other in rows:
+        ratio = f"{mine / other:.3f}x" if other > 0 else "-"
+        print(f"{label:34}{mine:>12.1f}{other:>14.1f}{ratio:>16}")
     if difference is not None:
         print()
         print(f"images: mean |ours - diffusers| = {difference:.2f} / 255 (same modules, seed and sampler family; "

@@ -47,7 +47,7 @@ def quote(value: object) -> str:
     "猫:1.2"
     """
     text = str(value)
-    if "," not in text and ":" not in text:
+    if "," not in text and "\n" not in text and ":" not in text:
         return text
     return json.dumps(text, ensure_ascii=False)
 

@@ -48,19 +48,19 @@ def select_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def plan_devices(device: str = "auto", precision: str = "auto", *, vae_needs_fp32: bool = False) -> DevicePlan:
+def plan_devices(device: str = "auto", precision: str = "auto") -> DevicePlan:
     """Pick the device and dtypes.
 
-    ``auto`` precision is fp16 on MPS and CUDA and fp32 on the CPU (half-precision matmuls on a
-    CPU are slow and some ops are missing). The VAE follows the UNet except where the model says
-    it overflows in fp16 (SDXL's VAE: ``force_upcast``); a NaN decode is retried in fp32 anyway.
+    ``auto`` precision is what A1111 runs on a Mac (``--upcast-sampling --no-half-vae``): the
+    UNet and text encoders in fp16 on MPS and CUDA with the sampling math in fp32, the VAE in
+    fp32 (fp16 VAEs overflow into black images); fp32 everywhere on the CPU, where half-precision
+    kernels are slow or missing. An explicit precision applies to the VAE too; a VAE that then
+    produces NaNs is rerun in fp32.
     """
     if precision not in PRECISION_CHOICES:
         raise InvalidRequest(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
     target = select_device(device)
     if precision == "auto":
         dtype = torch.float32 if target.type == "cpu" else torch.float16
-    else:
-        dtype = _DTYPES[precision]
-    vae_dtype = torch.float32 if vae_needs_fp32 else dtype
-    return DevicePlan(target, dtype, vae_dtype)
+        return DevicePlan(target, dtype, torch.float32)
+    return DevicePlan(target, _DTYPES[precision], _DTYPES[precision])

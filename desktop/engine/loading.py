@@ -211,8 +211,8 @@ def _build_vae(family: ModelFamily, ldm_state: dict[str, torch.Tensor], plan: De
 
 
 def _vae_dtype(vae: Any, plan: DevicePlan) -> torch.dtype:
-    if plan.unet_dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
-        return torch.float32  # SDXL's VAE overflows in fp16
+    if plan.vae_dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        return torch.float32  # SDXL's VAE overflows in fp16 whatever the user asked for
     return plan.vae_dtype
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from desktop.core.errors import ModelFileError
+from desktop.library.file_errors import reading
 from desktop.library.safetensors_file import read_safetensors_header
 
 BLOCK_SIZE = 1 << 20
@@ -69,18 +70,10 @@ def short_network_hash(full_hash: str) -> str:
 
 
 def _file_size(path: Path) -> int:
-    try:
-        if path.is_dir():
-            raise ModelFileError(f"{path.name} is a folder, not a file", path=str(path), reason="directory")
+    if path.is_dir():
+        raise ModelFileError(f"{path.name} is a folder, not a file", path=str(path), reason="directory")
+    with reading(path):
         return path.stat().st_size
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{path.name} does not exist ({path})", path=str(path), reason="missing"
-        ) from None
-    except OSError as exc:
-        raise ModelFileError(
-            f"{path.name} cannot be read: {exc.strerror or exc}", path=str(path), reason="unreadable"
-        ) from exc
 
 
 def _sha256_range(
@@ -88,29 +81,22 @@ def _sha256_range(
 ) -> str:
     digest = hashlib.sha256()
     done = 0
-    try:
-        with path.open("rb") as file:
-            file.seek(start)
-            while done < length:
-                if cancel is not None and cancel.is_set():
-                    raise InterruptedError(f"hashing {path.name} was cancelled")
-                block = file.read(min(BLOCK_SIZE, length - done))
-                if not block:
-                    raise ModelFileError(
-                        f"{path.name} got shorter while it was being hashed",
-                        path=str(path),
-                        reason="truncated",
-                    )
-                digest.update(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, length)
-    except InterruptedError:
-        raise  # an OSError subclass, but a cancel is not a read failure
-    except OSError as exc:
-        raise ModelFileError(
-            f"{path.name} cannot be read: {exc.strerror or exc}", path=str(path), reason="unreadable"
-        ) from exc
+    with reading(path), path.open("rb") as file:
+        file.seek(start)
+        while done < length:
+            if cancel is not None and cancel.is_set():
+                raise InterruptedError(f"hashing {path.name} was cancelled")
+            block = file.read(min(BLOCK_SIZE, length - done))
+            if not block:
+                raise ModelFileError(
+                    f"{path.name} got shorter while it was being hashed",
+                    path=str(path),
+                    reason="truncated",
+                )
+            digest.update(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, length)
     if progress is not None and length == 0:
         progress(0, 0)
     return digest.hexdigest()

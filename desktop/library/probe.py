@@ -18,6 +18,7 @@ from pathlib import Path
 
 from desktop import APP_NAME
 from desktop.core.errors import ModelFileError, UnsupportedModel
+from desktop.library.file_errors import reading
 from desktop.library.safetensors_file import SafetensorsHeader, TensorInfo, read_safetensors_header
 from desktop.library.taxonomy import (
     GENERATION_FAMILIES,
@@ -150,17 +151,8 @@ def require_generation_checkpoint(probe: ModelProbe) -> None:
 
 def _read_prefix(path: Path) -> bytes:
     """The first 9 bytes: enough to tell pickle/zip from safetensors ("{" at offset 8)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(9)
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{path.name} does not exist ({path})", path=str(path), reason="missing"
-        ) from None
-    except OSError as exc:
-        raise ModelFileError(
-            f"{path.name} cannot be read: {exc.strerror or exc}", path=str(path), reason="unreadable"
-        ) from exc
+    with reading(path), path.open("rb") as file:
+        return file.read(9)
 
 
 def _looks_like_pickle(prefix: bytes) -> bool:

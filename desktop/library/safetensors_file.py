@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from desktop.core.errors import ModelFileError
+from desktop.library.file_errors import reading
 
 DTYPE_SIZES: Mapping[str, int] = MappingProxyType(
     {
@@ -93,13 +94,10 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
             "too_short",
             f"{path.name} is not a valid safetensors file: it is only {file_size} bytes long",
         )
-    try:
-        with path.open("rb") as file:
-            header_length = int.from_bytes(file.read(_LENGTH_PREFIX), "little")
-            _check_header_length(path, header_length, file_size)
-            raw = file.read(header_length)
-    except OSError as exc:
-        raise _error(path, "unreadable", f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    with reading(path), path.open("rb") as file:
+        header_length = int.from_bytes(file.read(_LENGTH_PREFIX), "little")
+        _check_header_length(path, header_length, file_size)
+        raw = file.read(header_length)
     if len(raw) != header_length:
         # The file shrank between stat() and read(): treat it like any other truncation.
         raise _error(path, "truncated", f"{path.name} is truncated or not a safetensors file")
@@ -124,12 +122,8 @@ def _error(path: Path, reason: str, message: str) -> ModelFileError:
 
 
 def _checked_file_size(path: Path) -> int:
-    try:
+    with reading(path):
         stat = path.stat()
-    except FileNotFoundError:
-        raise _error(path, "missing", f"{path.name} does not exist ({path})") from None
-    except OSError as exc:
-        raise _error(path, "unreadable", f"{path.name} cannot be read: {exc.strerror or exc}") from exc
     if path.is_dir():
         raise _error(path, "directory", f"{path.name} is a folder, not a safetensors file")
     return stat.st_size

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -351,11 +350,10 @@ def test_unterminated_quote_is_read_up_to_the_comma() -> None:
 
 
 @pytest.mark.parametrize("text", list(HUGE_TEXTS.values()), ids=list(HUGE_TEXTS))
-def test_huge_text_parses_in_linear_time(text: str) -> None:
-    # A1111's findall is quadratic on a long line of key characters (hours for 1 MB of words).
-    started = time.perf_counter()
+def test_huge_hostile_text_parses(text: str) -> None:
+    # A1111's findall is quadratic on a long line of key characters (hours for 1 MB of words), so
+    # a regression to it shows up as this test never finishing; speed itself is not asserted here.
     _assert_well_formed(parse_infotext(text))
-    assert time.perf_counter() - started < 10
 
 
 # --- properties -----------------------------------------------------------------------------
