@@ -94,12 +94,22 @@ def encode_chunks(chunks: Sequence[PromptChunk], encoder: Any, spec: EncoderSpec
         z, chunk_pooled = _run_encoder(encoder, ids, spec, clip_skip)
         if index == 0:
             pooled = chunk_pooled
-        multipliers = torch.tensor(chunk.multipliers, device=z.device, dtype=z.dtype)
-        original_mean = z.mean()
-        z = z * multipliers.reshape(1, -1, 1)
-        z = z * (original_mean / z.mean())
-        outputs.append(z.float())
+        outputs.append(_apply_emphasis(z, chunk.multipliers).float())
     return torch.cat(outputs, dim=1), (pooled.float() if pooled is not None else None)
+
+
+def _apply_emphasis(z: torch.Tensor, multipliers: Sequence[float]) -> torch.Tensor:
+    """A1111's "Original" emphasis: multiply each token's vector, then restore the overall mean.
+
+    With every weight 1 the rescale factor is exactly 1, so it is skipped; that also keeps a
+    degenerate all-zero embedding from turning into 0/0 = NaN.
+    """
+    if all(weight == 1.0 for weight in multipliers):
+        return z
+    original_mean = z.mean()
+    weighted = z * torch.tensor(multipliers, device=z.device, dtype=z.dtype).reshape(1, -1, 1)
+    new_mean = weighted.mean()
+    return weighted if new_mean == 0 else weighted * (original_mean / new_mean)
 
 
 @torch.no_grad()
