@@ -139,6 +139,9 @@ def _bad_files(folder: Path, tiny_sd1: Path) -> dict[str, Path]:
             "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 320),
             "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(320, 4),
             "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": torch.tensor(4.0),
+            # cross-attention keys read the text width: 768 means an SD1 LoRA
+            "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": torch.zeros(4, 768),
+            "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": torch.zeros(320, 4),
         },
         str(files["lora"]),
     )
@@ -203,3 +206,16 @@ def test_module_entry_point_contract(tiny_sd1, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert bad.returncode == 2 and bad.stdout == "" and "width" in bad.stderr
+
+
+def test_info_refuses_pickles_and_names_other_kinds(tiny_sd1, tmp_path):
+    files = _bad_files(tmp_path / "files", tiny_sd1)
+    code, out, err = run("info", files["pickle"])
+    assert code == 2 and out == "" and "pickle" in err
+    code, out, _ = run("info", files["lora"], "--json", "--no-hash")
+    assert code == 0
+    import json
+
+    facts = json.loads(out)
+    assert (facts["kind"], facts["family"]) == ("lora", "sd1")
+    assert "LoRA" in facts["what"]

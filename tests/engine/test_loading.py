@@ -220,3 +220,25 @@ def test_bundled_tokenizer_matches_openai_bpe_for_both_sdxl_encoders(tiny_sdxl):
                 15304, 847, 713, 283, 2179, 320, 281, 343, 281, 272, 285, 49407]
     assert clip_l(text).input_ids == expected
     assert big_g(text).input_ids == expected
+
+
+class _FakeUNet(torch.nn.Module):
+    """Answers like an epsilon model (noise-like output) or a v model (about -x at t=999)."""
+
+    def __init__(self, v_model: bool) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.v_model = v_model
+        self.config = type("Config", (), {"in_channels": 4})()
+
+    def forward(self, x, t, encoder_hidden_states):
+        assert t.tolist() == [999] and encoder_hidden_states.shape == (1, 2, 1024)
+        sample = -3.0 * x * self.scale if self.v_model else torch.zeros_like(x) * self.scale
+        return type("Out", (), {"sample": sample})()
+
+
+@pytest.mark.parametrize(("v_model", "expected"), [(True, PredictionType.V_PREDICTION), (False, PredictionType.EPSILON)])
+def test_sd2_prediction_type_is_detected_like_a1111(v_model, expected):
+    from desktop.engine.loading import detect_v_prediction
+
+    assert detect_v_prediction(_FakeUNet(v_model), 1024) is expected
