@@ -70,7 +70,10 @@ MID_UNET: dict[str, Any] = {
     "adm_in_channels": None,
 }
 
-DEFAULT_RESOLUTION = {"tiny": 256, "mid": 512, "full": 512}
+# Default image side, as a latent side: the pixel size is this times the VAE's downscale factor
+# (8 for the real VAE: 512 px; the tiny 2-level VAE downsamples by 2 in engines that read the factor
+# from the VAE, as diffusers does, and by 8 in engines that fix it like A1111).
+DEFAULT_LATENT_SIDE = {"tiny": 32, "mid": 64, "full": 64}
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -158,6 +161,15 @@ def timed(run: Callable[[Callable[[], None]], Any], sync: Callable[[], None]) ->
 # ----------------------------------------------------------------------------- the two pipelines
 
 
+def our_latent_factor(model: Any) -> int:
+    """How much our engine downscales images to latents for this model."""
+    from desktop.engine import txt2img
+
+    pipeline = txt2img.Txt2ImgPipeline(model)
+    # Newer engines derive the factor from the VAE depth (like diffusers); older ones fix it at 8.
+    return int(getattr(pipeline, "latent_factor", getattr(txt2img, "LATENT_FACTOR", 8)))
+
+
 def make_ours(model: Any, steps: int, resolution: int) -> Callable[[Callable[[], None]], Any]:
     from desktop.core.requests import GenerationRequest
     from desktop.engine.txt2img import Txt2ImgPipeline
@@ -184,7 +196,9 @@ def make_ours(model: Any, steps: int, resolution: int) -> Callable[[Callable[[],
     return run
 
 
-def make_diffusers(model: Any, steps: int, resolution: int) -> tuple[Callable[[Callable[[], None]], Any], list[str]]:
+def make_diffusers(
+    model: Any, steps: int, resolution: int, latent_factor: int
+) -> tuple[Callable[[Callable[[], None]], Any], list[str]]:
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
     notes: list[str] = []
@@ -206,10 +220,9 @@ def make_diffusers(model: Any, steps: int, resolution: int) -> tuple[Callable[[C
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    # diffusers derives the latent downscale from the VAE depth (2 ** (levels - 1)); our engine, like
-    # A1111, always uses 8. The tiny VAE has 2 levels, so without this diffusers would sample 4x
-    # larger latents (128x128 instead of 32x32 at 256 px) and do far more work than we do.
-    latent_factor = 8
+    # diffusers derives the latent downscale from the VAE depth (2 ** (levels - 1)). If our engine
+    # uses another factor (a fixed 8, as A1111 does) the two would sample different latent sizes,
+    # e.g. 128x128 against 32x32 for the 2-level tiny VAE at 256 px: align diffusers to ours.
     if pipe.vae_scale_factor != latent_factor:
         notes.append(
             f"diffusers' vae_scale_factor forced from {pipe.vae_scale_factor} to {latent_factor} "
@@ -256,6 +269,12 @@ def mean_abs_difference(a: Any, b: Any) -> float | None:
     return float(np.abs(x - y).mean())
 
 
+def _record_sample(seen: set[tuple[tuple[int, ...], str]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    sample = args[0] if args else kwargs.get("sample")
+    if isinstance(sample, torch.Tensor):
+        seen.add((tuple(sample.shape), str(sample.dtype).removeprefix("torch.")))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("tiny", "mid", "full"), default="tiny",
@@ -265,13 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                         help="auto: fp32 on the CPU, fp16 on CUDA/MPS")
     parser.add_argument("--resolution", type=int, default=None,
-                        help="image side in pixels (default: 256 for tiny, 512 otherwise)")
+                        help="image side in pixels (default: 512 for mid/full; tiny: 32x32 latents, 64 or 256 px)")
     parser.add_argument("--runs", type=int, default=1,
                         help="timed runs per pipeline after the warm-up, interleaved (default 1); step times are pooled")
     args = parser.parse_args(argv)
     if args.steps < 3:
         parser.error("--steps must be at least 3 (the first step is not counted)")
-    resolution = args.resolution or DEFAULT_RESOLUTION[args.size]
 
     from desktop.engine.devices import plan_devices
     from desktop.engine.loading import load_model
@@ -298,12 +316,28 @@ def main(argv: list[str] | None = None) -> int:
         load_times.append(model.load_seconds)
     assert model is not None
 
+    latent_factor = our_latent_factor(model)
+    resolution = args.resolution or DEFAULT_LATENT_SIDE[args.size] * latent_factor
     ours = make_ours(model, args.steps, resolution)
-    theirs, notes = make_diffusers(model, args.steps, resolution)
+    theirs, notes = make_diffusers(model, args.steps, resolution, latent_factor)
 
-    # Warm-up (kernel selection, allocator, lazy imports), then interleaved timed runs.
-    timed(ours, sync)
-    timed(theirs, sync)
+    # Warm-up (kernel selection, allocator, lazy imports), then interleaved timed runs. During the
+    # warm-up, record what the shared UNet is called with: both must do the same work.
+    unet_inputs: dict[str, set[tuple[tuple[int, ...], str]]] = {"ours": set(), "diffusers": set()}
+    for name, run in (("ours", ours), ("diffusers", theirs)):
+        seen = unet_inputs[name]
+        hook = model.unet.register_forward_pre_hook(
+            lambda _module, args, kwargs, seen=seen: _record_sample(seen, args, kwargs), with_kwargs=True
+        )
+        try:
+            timed(run, sync)
+        finally:
+            hook.remove()
+    if unet_inputs["ours"] != unet_inputs["diffusers"]:
+        raise SystemExit(
+            f"the pipelines call the UNet differently, so the comparison would be unfair: "
+            f"ours {sorted(unet_inputs['ours'])}, diffusers {sorted(unet_inputs['diffusers'])}"
+        )
     our_runs: list[RunTiming] = []
     their_runs: list[RunTiming] = []
     our_image = their_image = None
@@ -340,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model:      SD1 {args.size}, UNet {unet_params / 1e6:.1f} M parameters")
     print(f"job:        Euler (Automatic), {args.steps} steps, CFG {CFG:g}, {resolution}x{resolution}, seed {SEED}, "
           f"{args.runs} timed run(s) after 1 warm-up")
+    print(f"UNet input: {', '.join(f'{list(shape)} {dtype}' for shape, dtype in sorted(unet_inputs['ours']))} (same for both)")
     for note in notes:
         print(f"note:       {note}")
     print()

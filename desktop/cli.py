@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--batch-size", type=int, default=1)
     generate.add_argument("--batch-count", type=int, default=1)
     generate.add_argument("--clip-skip", type=int, default=1)
+    generate.add_argument("--novelai-emphasis", action="store_true", help="treat {word} as x1.05 emphasis (NovelAI style)")
     generate.add_argument("--vae", type=Path, default=None, help="VAE .safetensors to use instead of the built-in one")
     generate.add_argument("--device", default="auto", choices=["auto", "cpu", "mps", "cuda"])
     generate.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
@@ -115,6 +116,7 @@ def _request_from(args: argparse.Namespace):
         batch_count=args.batch_count,
         clip_skip=args.clip_skip,
         vae_path=args.vae,
+        novelai_emphasis=args.novelai_emphasis,
     )
 
 
@@ -169,6 +171,8 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = pipeline(request, on_step=progress, on_image=save, cancel=cancel)
         progress.finish()
     elapsed = time.perf_counter() - started
+    for network in result.ignored_networks:
+        print(f"warning: <{network.kind}:{network.name}> was not applied: LoRA and other networks are not supported yet", file=err)
     if result.vae_upcast:
         print("note: the VAE produced NaNs in half precision and was rerun in fp32", file=err)
     if result.cancelled:

@@ -31,6 +31,7 @@ class GenerationRequest:
     batch_count: int = 1
     clip_skip: int = 1
     vae_path: Path | None = None
+    novelai_emphasis: bool = False  # opt-in {word} x1.05; A1111 treats braces as plain text
 
     def validate(self) -> None:
         """Raise :class:`InvalidRequest` naming the first bad parameter."""

@@ -1,17 +1,22 @@
-"""Text conditioning the way A1111 builds it: 75-token chunks, BOS/EOS per chunk, clip skip.
+"""Text conditioning the way A1111 builds it: emphasis, 75-token chunks, BOS/EOS per chunk, clip skip.
 
-A prompt arrives as ``(text, weight)`` pieces (emphasis parsing lives in the prompt-language
-module); each chunk is encoded separately and the chunks are concatenated to (1, 77*k, dim).
-Weights multiply the token embeddings, then the mean is restored (A1111's "Original" emphasis).
+A scheduled prompt text is parsed into ``(text, weight)`` pieces (:mod:`desktop.core.prompt_syntax`);
+the tokens are cut into chunks, each chunk is encoded separately and the chunks are concatenated
+to (1, 77*k, dim). Weights multiply the token embeddings, then the mean is restored (A1111's
+"Original" emphasis).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from desktop.core.prompt_syntax import extract_networks, parse_emphasis, prompt_schedule, split_and
+from desktop.library.taxonomy import ModelFamily
 
 CHUNK_LENGTH = 75  # tokens of text per chunk; with BOS and EOS a chunk is CLIP's 77
 COMMA_BACKTRACK = 20  # A1111 default "comma padding backtrack"
@@ -22,6 +27,7 @@ BREAK = ("BREAK", -1.0)
 class PromptChunk:
     tokens: list[int] = field(default_factory=list)
     multipliers: list[float] = field(default_factory=list)
+    text_tokens: int = 0  # tokens of prompt text in the chunk, before framing and padding
 
 
 def chunk_tokens(pieces: Sequence[tuple[str, float]], tokenizer: Any) -> list[PromptChunk]:
@@ -37,6 +43,7 @@ def chunk_tokens(pieces: Sequence[tuple[str, float]], tokenizer: Any) -> list[Pr
     def next_chunk() -> None:
         nonlocal chunk, last_comma
         pad = CHUNK_LENGTH - len(chunk.tokens)
+        chunk.text_tokens = len(chunk.tokens)
         chunk.tokens = [bos, *chunk.tokens, *([eos] * pad), eos]
         chunk.multipliers = [1.0, *chunk.multipliers, *([1.0] * pad), 1.0]
         chunks.append(chunk)
@@ -124,18 +131,88 @@ def _run_encoder(encoder: Any, ids: torch.Tensor, spec: EncoderSpec, clip_skip: 
     return (encoder.final_layer_norm(z) if spec.final_layer_norm else z), pooled
 
 
+# How each family's encoders are read (A1111's FrozenCLIPEmbedder / OpenCLIP wrappers).
+ENCODER_SPECS = {
+    # SD1: last layer; clip skip N takes hidden state -N, then the final layer norm.
+    ModelFamily.SD1: (EncoderSpec(pad_token=49407, hidden_layer=None, final_layer_norm=True, honours_clip_skip=True),),
+    # SD2: the bundled encoder already stops at the penultimate layer; A1111 ignores clip skip here.
+    ModelFamily.SD2: (EncoderSpec(pad_token=0, hidden_layer=None, final_layer_norm=True, honours_clip_skip=False),),
+    # SDXL: penultimate hidden states of both encoders, no final layer norm, clip skip ignored.
+    ModelFamily.SDXL: (
+        EncoderSpec(pad_token=49407, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
+        EncoderSpec(pad_token=0, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
+    ),
+}
+
+
 def encode_prompt(
-    pieces: Sequence[tuple[str, float]],
-    tokenizers: Sequence[Any],
-    encoders: Sequence[Any],
-    specs: Sequence[EncoderSpec],
+    prompt: str,
+    tokenizer: Any,
+    text_encoder: Any,
     *,
     clip_skip: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Hidden states of all encoders side by side (SDXL: CLIP-L 768 + bigG 1280), and the pooled vector."""
+    family: ModelFamily = ModelFamily.SD1,
+    novelai: bool = False,
+) -> torch.Tensor:
+    """(1, 77*k, hidden) conditioning of one SD1/SD2 prompt text: emphasis, chunks, clip skip.
+
+    ``prompt`` is one scheduled text (no AND, no schedule brackets left): A1111 parses emphasis
+    and BREAK here. ``novelai`` enables the opt-in ``{word}`` x1.05 emphasis.
+    """
+    (spec,) = ENCODER_SPECS[family]
+    pieces = parse_emphasis(prompt, novelai=novelai)
+    z, _ = encode_chunks(chunk_tokens(pieces, tokenizer), text_encoder, spec, clip_skip)
+    return z
+
+
+def encode_prompt_sdxl(
+    prompt: str,
+    tokenizers: Sequence[Any],
+    text_encoders: Sequence[Any],
+    *,
+    novelai: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL: both encoders' hidden states side by side (1, 77*k, 768 + 1280), and the pooled vector.
+
+    The pooled vector is encoder 2's projection of the first chunk, as A1111 takes it.
+    """
+    pieces = parse_emphasis(prompt, novelai=novelai)
     states, pooled = [], None
-    for tokenizer, encoder, spec in zip(tokenizers, encoders, specs):
-        z, encoder_pooled = encode_chunks(chunk_tokens(pieces, tokenizer), encoder, spec, clip_skip)
+    for tokenizer, encoder, spec in zip(tokenizers, text_encoders, ENCODER_SPECS[ModelFamily.SDXL]):
+        z, encoder_pooled = encode_chunks(chunk_tokens(pieces, tokenizer), encoder, spec, clip_skip=1)
         states.append(z)
         pooled = encoder_pooled if encoder_pooled is not None else pooled
+    if pooled is None:
+        raise ValueError("the second SDXL text encoder must return a pooled projection (text_embeds)")
     return torch.cat(states, dim=-1), pooled
+
+
+@dataclass(frozen=True)
+class PromptLength:
+    """A1111's token counter: tokens used, and the limit of the chunks they fill ("37/75")."""
+
+    tokens: int
+    limit: int
+
+    @property
+    def chunks(self) -> int:
+        return self.limit // CHUNK_LENGTH
+
+    def __str__(self) -> str:
+        return f"{self.tokens}/{self.limit}"
+
+
+def count_tokens(prompt: str, tokenizer: Any, steps: int = 20, *, novelai: bool = False) -> PromptLength:
+    """The counter A1111 shows under a prompt box: the longest text over AND parts and schedule steps.
+
+    Extra-network tags do not count; a full chunk counts 75 even when the comma backtrack left it
+    shorter, and the limit is the next multiple of 75.
+    """
+    text, _ = extract_networks(prompt)
+    longest = 0
+    for part, _weight in split_and(text):
+        for _end, scheduled in prompt_schedule(part, steps):
+            chunks = chunk_tokens(parse_emphasis(scheduled, novelai=novelai), tokenizer)
+            used = CHUNK_LENGTH * (len(chunks) - 1) + chunks[-1].text_tokens
+            longest = max(longest, used)
+    return PromptLength(longest, max(1, math.ceil(longest / CHUNK_LENGTH)) * CHUNK_LENGTH)

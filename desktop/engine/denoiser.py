@@ -8,12 +8,12 @@ input scaled by ``c_in`` and the fractional timestep for sigma (no rounding), ex
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from desktop.backends.base import AddedConditioning, UNetBackend
 from desktop.core.cancel import CancelToken
+from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning
 from desktop.library.taxonomy import PredictionType
 
 
@@ -48,27 +48,24 @@ class DiscreteSchedule:
         return ((1 - w) * self.log_sigmas[low_idx] + w * self.log_sigmas[high_idx]).exp()
 
 
-@dataclass(frozen=True)
-class Conditioning:
-    """Encoded prompts for a batch: ``cond`` and ``uncond`` are (batch, 77*k, dim)."""
-
-    cond: torch.Tensor
-    uncond: torch.Tensor
-    cond_added: AddedConditioning | None = None
-    uncond_added: AddedConditioning | None = None
-
-
 class CFGDenoiser:
-    """Denoised prediction with classifier-free guidance; checks the cancel token on every model call."""
+    """Denoised prediction with classifier-free guidance, as A1111's ``CFGDenoiser`` computes it.
+
+    Each call asks the prompt conditioning for the current step (the call counter), so scheduled
+    and alternating prompts switch where A1111 switches them; AND parts are guided with their
+    weights. The cancel token is checked before every model call.
+    """
 
     def __init__(
         self,
         unet: UNetBackend,
         schedule: DiscreteSchedule,
         prediction: PredictionType,
-        conditioning: Conditioning,
+        conditioning: PromptConditioning,
         cfg_scale: float,
         cancel: CancelToken | None = None,
+        *,
+        time_ids: torch.Tensor | None = None,
     ) -> None:
         self.unet = unet
         self.schedule = schedule
@@ -76,32 +73,43 @@ class CFGDenoiser:
         self.conditioning = conditioning
         self.cfg_scale = cfg_scale
         self.cancel = cancel
+        self.time_ids = time_ids  # SDXL: (1, 6) original size, crop, target size
         self.model_calls = 0
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.cancel is not None:
             self.cancel.raise_if_cancelled()
+        step = self.conditioning.at_step(self.model_calls)
         self.model_calls += 1
-        batch = x.shape[0]
-        sigmas = sigma.expand(batch) if sigma.ndim == 0 else sigma
-        cond, uncond = self.conditioning.cond, self.conditioning.uncond
-        # A1111 order: all conditional rows first, then all unconditional ones.
-        x_in = torch.cat([x, x])
-        sigma_in = torch.cat([sigmas, sigmas])
+        batch, parts = x.shape[0], len(step.weights)
+        sigmas = sigma.expand(batch) if sigma.ndim == 0 else sigma.reshape(-1).expand(batch)
+        # A1111's row order: each image's AND parts in turn, then one unconditional row per image.
+        x_cond, sigma_cond = x.repeat_interleave(parts, dim=0), sigmas.repeat_interleave(parts)
+        cond = step.cond.context.repeat(batch, 1, 1)
+        uncond = step.uncond.context.repeat(batch, 1, 1)
+        cond_added, uncond_added = self._added(step.cond, batch), self._added(step.uncond, batch)
         if cond.shape[1] == uncond.shape[1]:
-            out = self._denoise(x_in, sigma_in, torch.cat([cond, uncond]), _cat_added(self.conditioning))
+            added = None if cond_added is None else AddedConditioning(
+                torch.cat([cond_added.text_embeds, uncond_added.text_embeds]),
+                torch.cat([cond_added.time_ids, uncond_added.time_ids]),
+            )
+            out = self._denoise(torch.cat([x_cond, x]), torch.cat([sigma_cond, sigmas]), torch.cat([cond, uncond]), added)
         else:
             # Prompts of different chunk counts cannot share a batch; A1111 runs them separately.
             out = torch.cat(
-                [
-                    self._denoise(x, sigmas, cond, self.conditioning.cond_added),
-                    self._denoise(x, sigmas, uncond, self.conditioning.uncond_added),
-                ]
+                [self._denoise(x_cond, sigma_cond, cond, cond_added), self._denoise(x, sigmas, uncond, uncond_added)]
             )
-        denoised_cond, denoised_uncond = out[:batch], out[batch:]
+        denoised_cond, denoised_uncond = out[: batch * parts], out[batch * parts :]
         denoised = denoised_uncond.clone()
-        denoised += (denoised_cond - denoised_uncond) * self.cfg_scale
+        for part, weight in enumerate(step.weights):
+            denoised += (denoised_cond[part::parts] - denoised_uncond) * (weight * self.cfg_scale)
         return denoised
+
+    def _added(self, encoded: EncodedText, batch: int) -> AddedConditioning | None:
+        if self.time_ids is None or encoded.pooled is None:
+            return None
+        rows = encoded.pooled.shape[0]
+        return AddedConditioning(encoded.pooled.repeat(batch, 1), self.time_ids.repeat(batch * rows, 1))
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, added: AddedConditioning | None) -> torch.Tensor:
         sigma_b = sigma[:, None, None, None]
@@ -114,15 +122,6 @@ class CFGDenoiser:
         c_in = 1.0 / (sigma_b**2 + 1.0) ** 0.5
         eps = self.unet.predict(x * c_in, t, context, added)
         return x + eps * -sigma_b
-
-
-def _cat_added(conditioning: Conditioning) -> AddedConditioning | None:
-    if conditioning.cond_added is None or conditioning.uncond_added is None:
-        return None
-    return AddedConditioning(
-        text_embeds=torch.cat([conditioning.cond_added.text_embeds, conditioning.uncond_added.text_embeds]),
-        time_ids=torch.cat([conditioning.cond_added.time_ids, conditioning.uncond_added.time_ids]),
-    )
 
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

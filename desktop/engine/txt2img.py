@@ -18,8 +18,10 @@ from desktop.core.events import StepProgress
 from desktop.core.generation_params import ModelInfo, generation_parameters
 from desktop.core.infotext import format_infotext
 from desktop.core.requests import GenerationRequest
-from desktop.engine.conditioning import EncoderSpec, encode_prompt
-from desktop.engine.denoiser import CFGDenoiser, Conditioning, DiscreteSchedule
+from desktop.core.prompt_syntax import NetworkRef, extract_networks
+from desktop.engine.conditioning import encode_prompt, encode_prompt_sdxl
+from desktop.engine.denoiser import CFGDenoiser, DiscreteSchedule
+from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning, build_prompt_conditioning
 from desktop.engine.loading import LoadedModel
 from desktop.engine.noise import ImageNoise
 from desktop.engine.samplers import SamplerSpec, find_sampler
@@ -28,19 +30,6 @@ from desktop.library.taxonomy import ModelFamily
 
 ProgressCallback = Callable[[StepProgress], None]
 ImageCallback = Callable[["GeneratedImage"], None]
-
-ENCODER_SPECS = {
-    # SD1: last layer (clip skip takes an earlier one, then the final layer norm).
-    ModelFamily.SD1: [EncoderSpec(pad_token=49407, hidden_layer=None, final_layer_norm=True, honours_clip_skip=True)],
-    # SD2: the bundled encoder already stops at the penultimate layer; A1111 ignores clip skip here.
-    ModelFamily.SD2: [EncoderSpec(pad_token=0, hidden_layer=None, final_layer_norm=True, honours_clip_skip=False)],
-    # SDXL: penultimate hidden states of both encoders, no final layer norm, clip skip ignored.
-    ModelFamily.SDXL: [
-        EncoderSpec(pad_token=49407, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
-        EncoderSpec(pad_token=0, hidden_layer=-2, final_layer_norm=False, honours_clip_skip=False),
-    ],
-}
-
 
 @dataclass(frozen=True)
 class SamplingPlan:
@@ -64,6 +53,7 @@ class Txt2ImgResult:
     schedule_label: str
     cancelled: bool = False
     vae_upcast: bool = False  # the half-precision VAE produced NaNs and was retried in fp32
+    ignored_networks: tuple[NetworkRef, ...] = ()  # <lora:...> tags this engine cannot apply yet
 
 
 def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule) -> SamplingPlan:
@@ -104,8 +94,9 @@ class Txt2ImgPipeline:
         """Run the job; ``on_image`` gets each image as soon as it is decoded (so it can be saved at once)."""
         request = self.check_inputs(request)
         plan = resolve_sampling(request, self.schedule)
-        conditioning = self.encode(request)
+        conditioning, networks = self.encode(request, plan)
         images: list[GeneratedImage] = []
+        outcome = dict(vae_upcast=False, ignored_networks=tuple(networks))
         try:
             for batch_index in range(request.batch_count):
                 seeds = request.image_seeds(batch_index)
@@ -118,8 +109,10 @@ class Txt2ImgPipeline:
                     if on_image is not None:
                         on_image(generated)
         except Cancelled:
-            return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, cancelled=True, vae_upcast=self._vae_upcast())
-        return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, vae_upcast=self._vae_upcast())
+            outcome["vae_upcast"] = self._vae_upcast()
+            return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, cancelled=True, **outcome)
+        outcome["vae_upcast"] = self._vae_upcast()
+        return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, **outcome)
 
     @property
     def latent_factor(self) -> int:
@@ -132,29 +125,40 @@ class Txt2ImgPipeline:
         find_schedule(request.schedule)
         return request.with_resolved_seed()
 
-    def encode(self, request: GenerationRequest) -> Conditioning:
+    def encode(self, request: GenerationRequest, plan: SamplingPlan) -> tuple[PromptConditioning, list[NetworkRef]]:
+        """Remove extra-network tags, then split on AND, schedule and encode both prompts (A1111's order).
+
+        A1111 looks for network tags in the positive prompt only; in the negative they are text.
+        """
+        prompt, networks = extract_networks(request.prompt)
         model = self.model
-        specs = ENCODER_SPECS[model.family]
-        batch = request.batch_size
 
-        def encode_one(text: str) -> tuple[torch.Tensor, AddedConditioning | None]:
-            z, pooled = encode_prompt([(text, 1.0)], model.tokenizers, model.text_encoders, specs, clip_skip=request.clip_skip)
-            added = None
+        def encode_text(text: str) -> EncodedText:
             if model.family is ModelFamily.SDXL:
-                # original size, crop top-left, target size: A1111 uses the image size for both.
-                time_ids = torch.tensor([[request.height, request.width, 0, 0, request.height, request.width]], dtype=torch.float32)
-                added = AddedConditioning(pooled.repeat(batch, 1), time_ids.repeat(batch, 1))
-            return z.repeat(batch, 1, 1), added
+                context, pooled = encode_prompt_sdxl(
+                    text, model.tokenizers, model.text_encoders, novelai=request.novelai_emphasis
+                )
+                return EncodedText(context, pooled)
+            context = encode_prompt(
+                text,
+                model.tokenizers[0],
+                model.text_encoders[0],
+                clip_skip=request.clip_skip,
+                family=model.family,
+                novelai=request.novelai_emphasis,
+            )
+            return EncodedText(context)
 
-        cond, cond_added = encode_one(request.prompt)
-        uncond, uncond_added = encode_one(request.negative_prompt)
-        return Conditioning(cond, uncond, cond_added, uncond_added)
+        # Second-order samplers call the model twice a step, and A1111 counts schedules in calls.
+        schedule_steps = request.steps * (2 if plan.sampler.second_order else 1)
+        conditioning = build_prompt_conditioning(prompt, request.negative_prompt, schedule_steps, encode_text)
+        return conditioning, networks
 
     def sample(
         self,
         request: GenerationRequest,
         plan: SamplingPlan,
-        conditioning: Conditioning,
+        conditioning: PromptConditioning,
         seeds: list[int],
         batch_index: int,
         on_step: ProgressCallback | None,
@@ -164,7 +168,13 @@ class Txt2ImgPipeline:
         factor = self.latent_factor
         noise = ImageNoise(seeds, (channels, request.height // factor, request.width // factor))
         x = noise.next() * plan.sigmas[0]
-        denoiser = CFGDenoiser(self.unet, self.schedule, self.model.prediction, conditioning, request.cfg_scale, cancel)
+        time_ids = None
+        if self.model.family is ModelFamily.SDXL:
+            # original size, crop top-left, target size: A1111 passes the image size for both.
+            time_ids = torch.tensor([[request.height, request.width, 0, 0, request.height, request.width]], dtype=torch.float32)
+        denoiser = CFGDenoiser(
+            self.unet, self.schedule, self.model.prediction, conditioning, request.cfg_scale, cancel, time_ids=time_ids
+        )
         started = time.perf_counter()
 
         def step_done(i: int, _denoised: torch.Tensor) -> None:

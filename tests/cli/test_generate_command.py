@@ -219,3 +219,16 @@ def test_info_refuses_pickles_and_names_other_kinds(tiny_sd1, tmp_path):
     facts = json.loads(out)
     assert (facts["kind"], facts["family"]) == ("lora", "sd1")
     assert "LoRA" in facts["what"]
+
+
+def test_generate_accepts_the_full_prompt_language(tiny_sd1, tmp_path):
+    prompt = "((masterpiece)), [cat:dog:0.5], [red|blue] hair, (sky:1.3) BREAK a house AND a tree :0.5 <lora:x:0.7>"
+    negative = "[blurry::2], (worst quality:1.4)"
+    code, out, err = run(
+        "generate", "--model", tiny_sd1, "--prompt", prompt, "--negative", negative, "--seed", "1",
+        "--out", tmp_path / "o", *TINY,
+    )
+    assert code == 0, err
+    saved_prompt, saved_negative, _ = parse_infotext(Image.open(out.strip()).text["parameters"])
+    assert (saved_prompt, saved_negative) == (prompt, negative)
+    assert "<lora:x>" in err and "not applied" in err

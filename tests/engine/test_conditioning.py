@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from desktop.engine.conditioning import BREAK, CHUNK_LENGTH, EncoderSpec, chunk_tokens, encode_chunks, encode_prompt
+from desktop.engine.conditioning import (
+    BREAK,
+    CHUNK_LENGTH,
+    ENCODER_SPECS,
+    chunk_tokens,
+    count_tokens,
+    encode_chunks,
+    encode_prompt,
+    encode_prompt_sdxl,
+)
 from desktop.engine.devices import plan_devices
 from desktop.engine.loading import load_model, load_tokenizers
-from desktop.engine.txt2img import ENCODER_SPECS
 from desktop.library.taxonomy import ModelFamily
 
 BOS, EOS, COMMA = 49406, 49407, 267
@@ -104,12 +112,50 @@ def test_open_clip_chunks_are_padded_with_zero_after_the_end_token(sdxl, tokeniz
 
 
 def test_sdxl_concatenates_both_encoders_and_pools_the_first_chunk(sdxl):
-    specs = ENCODER_SPECS[ModelFamily.SDXL]
-    z, pooled = encode_prompt([("cat " * 80, 1.0)], sdxl.tokenizers, sdxl.text_encoders, specs, clip_skip=1)
+    z, pooled = encode_prompt_sdxl("cat " * 80, sdxl.tokenizers, sdxl.text_encoders)
     widths = [e.config.hidden_size for e in sdxl.text_encoders]
     assert z.shape == (1, 154, sum(widths))
     assert z.shape[-1] == sdxl.unet.config.cross_attention_dim
-    short_z, short_pooled = encode_prompt([("cat " * 75, 1.0)], sdxl.tokenizers, sdxl.text_encoders, specs)
+    short_z, short_pooled = encode_prompt_sdxl("cat " * 75, sdxl.tokenizers, sdxl.text_encoders)
     assert pooled.shape == (1, sdxl.text_encoders[1].config.projection_dim)
     assert torch.allclose(pooled, short_pooled)  # the first chunk is the same: 75 cats
     assert torch.allclose(z[:, :77], short_z)
+
+
+def test_encode_prompt_parses_emphasis_and_break(sd1, tokenizer):
+    encoder = sd1.text_encoders[0]
+    plain = encode_prompt("a cat", tokenizer, encoder)
+    assert plain.shape == (1, 77, encoder.config.hidden_size)
+    emphasised = encode_prompt("a (cat:1.5)", tokenizer, encoder)
+    manual, _ = encode_chunks(chunk_tokens([("a ", 1.0), ("cat", 1.5)], tokenizer), encoder, ENCODER_SPECS[ModelFamily.SD1][0], 1)
+    assert torch.equal(emphasised, manual)
+    assert not torch.equal(plain, emphasised)
+    assert encode_prompt("a cat BREAK a dog", tokenizer, encoder).shape == (1, 154, encoder.config.hidden_size)
+    escaped, _ = encode_chunks(chunk_tokens([("a (cat)", 1.0)], tokenizer), encoder, ENCODER_SPECS[ModelFamily.SD1][0], 1)
+    assert torch.equal(encode_prompt(r"a \(cat\)", tokenizer, encoder), escaped)  # escapes are literal text
+
+
+def test_novelai_braces_only_when_asked(sd1, tokenizer):
+    encoder = sd1.text_encoders[0]
+    literal = encode_prompt("a {cat}", tokenizer, encoder)
+    weighted = encode_prompt("a {cat}", tokenizer, encoder, novelai=True)
+    assert literal.shape == weighted.shape
+    assert not torch.equal(literal, weighted)
+    manual, _ = encode_chunks(chunk_tokens([("a ", 1.0), ("cat", 1.05)], tokenizer), encoder, ENCODER_SPECS[ModelFamily.SD1][0], 1)
+    assert torch.equal(weighted, manual)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "counter"),
+    [
+        ("", "0/75"),
+        ("a photo of a cat", "5/75"),
+        ("(a photo:1.3) of [a] cat <lora:detail:0.8>", "5/75"),  # syntax and network tags do not count
+        ("cat " * 80, "80/150"),
+        ("a cat BREAK a dog", "77/150"),  # a BREAK fills its chunk
+        ("[cat:dog cat dog cat:5]", "4/75"),  # the longest scheduled text counts
+        ("cat AND dog dog dog", "3/75"),
+    ],
+)
+def test_token_counter_matches_a1111(tokenizer, prompt, counter):
+    assert str(count_tokens(prompt, tokenizer, steps=20)) == counter

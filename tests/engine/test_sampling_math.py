@@ -23,7 +23,8 @@ from desktop.core.cancel import CancelToken, Cancelled
 from desktop.core.errors import InvalidRequest
 from desktop.core.requests import GenerationRequest
 from desktop.engine import schedules
-from desktop.engine.denoiser import CFGDenoiser, Conditioning, DiscreteSchedule
+from desktop.engine.denoiser import CFGDenoiser, DiscreteSchedule
+from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning, ScheduledText, WeightedSchedule
 from desktop.engine.loading import alphas_cumprod_from_config
 from desktop.engine.noise import ImageNoise
 from desktop.engine.samplers import find_sampler, sampler_names
@@ -352,8 +353,10 @@ class FakeUNet:
         return self.output(latents, timesteps, context)
 
 
-def _conditioning(batch: int = 1, cond_tokens: int = 77, uncond_tokens: int = 77, dim: int = 8, **kw) -> Conditioning:
-    return Conditioning(torch.ones(batch, cond_tokens, dim), torch.zeros(batch, uncond_tokens, dim), **kw)
+def _conditioning(cond_tokens: int = 77, uncond_tokens: int = 77, dim: int = 8) -> PromptConditioning:
+    return PromptConditioning.fixed(
+        EncodedText(torch.ones(1, cond_tokens, dim)), EncodedText(torch.zeros(1, uncond_tokens, dim))
+    )
 
 
 @pytest.mark.parametrize("name", list(SAMPLER_FUNCTIONS))
@@ -406,23 +409,21 @@ def eps_from_context(latents, timesteps, context):
     return context[:, 0, 0].reshape(-1, 1, 1, 1).expand_as(latents).clone()
 
 
-def _row_conditioning(cond_values, uncond_values, cond_tokens=77, uncond_tokens=77, dim=8, **kw) -> Conditioning:
-    cond = torch.tensor(cond_values, dtype=torch.float32).reshape(-1, 1, 1).expand(-1, cond_tokens, dim).clone()
-    uncond = torch.tensor(uncond_values, dtype=torch.float32).reshape(-1, 1, 1).expand(-1, uncond_tokens, dim).clone()
-    return Conditioning(cond, uncond, **kw)
+def _row_conditioning(cond_value, uncond_value, cond_tokens=77, uncond_tokens=77, dim=8) -> PromptConditioning:
+    """Constant contexts, so the fake UNet's output tells cond rows from uncond rows."""
+    return PromptConditioning.fixed(
+        EncodedText(torch.full((1, cond_tokens, dim), float(cond_value))),
+        EncodedText(torch.full((1, uncond_tokens, dim), float(uncond_value))),
+    )
 
 
 @pytest.mark.parametrize("cfg_scale", [1.0, 7.5, 0.0])
 def test_cfg_combines_cond_and_uncond_in_x0_space_for_eps_models(cfg_scale):
-    cond_eps, uncond_eps = [1.0, 2.0], [-0.5, 0.25]
     unet = FakeUNet(eps_from_context)
-    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, _row_conditioning(cond_eps, uncond_eps), cfg_scale)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, _row_conditioning(1.0, -0.5), cfg_scale)
     x = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(0))
-    sigma = torch.tensor(3.3)
-    out = denoiser(x, sigma)
-    c = torch.tensor(cond_eps).reshape(-1, 1, 1, 1)
-    u = torch.tensor(uncond_eps).reshape(-1, 1, 1, 1)
-    denoised_cond, denoised_uncond = x - 3.3 * c, x - 3.3 * u  # eps models: x0 = x - sigma * eps
+    out = denoiser(x, torch.tensor(3.3))
+    denoised_cond, denoised_uncond = x - 3.3 * 1.0, x - 3.3 * -0.5  # eps models: x0 = x - sigma * eps
     expected = denoised_uncond + (denoised_cond - denoised_uncond) * cfg_scale
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -448,14 +449,11 @@ def test_v_prediction_uses_k_diffusion_compvis_v_scalings():
         return 0.3 * latents + eps_from_context(latents, timesteps, context)
 
     unet = FakeUNet(v_model)
-    cond_v, uncond_v = [0.4, -1.0], [0.1, 0.2]
-    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.V_PREDICTION, _row_conditioning(cond_v, uncond_v), 5.0)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.V_PREDICTION, _row_conditioning(0.4, 0.1), 5.0)
     out = denoiser(x, torch.tensor(sigma))
-    c = torch.tensor(cond_v).reshape(-1, 1, 1, 1)
-    u = torch.tensor(uncond_v).reshape(-1, 1, 1, 1)
     x_d = x.double()
-    d_cond = x_d * c_skip + (0.3 * x_d * c_in + c) * c_out
-    d_uncond = x_d * c_skip + (0.3 * x_d * c_in + u) * c_out
+    d_cond = x_d * c_skip + (0.3 * x_d * c_in + 0.4) * c_out
+    d_uncond = x_d * c_skip + (0.3 * x_d * c_in + 0.1) * c_out
     expected = d_uncond + (d_cond - d_uncond) * 5.0
     assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-5)
     assert torch.allclose(unet.calls[0]["latents"], torch.cat([x, x]) * c_in, rtol=1e-6)
@@ -475,16 +473,15 @@ def test_v_model_with_the_true_velocity_recovers_the_clean_latent():
 
 def test_unet_gets_scaled_input_and_fractional_timestep_in_one_cond_then_uncond_batch():
     unet = FakeUNet(eps_from_context)
-    conditioning = _row_conditioning([1.0, 2.0], [3.0, 4.0])
-    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, conditioning, 7.0)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, _row_conditioning(1.0, 3.0), 7.0)
     x = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(4))
     sigma = torch.tensor(3.3)  # between two training sigmas
     denoiser(x, sigma)
 
     assert len(unet.calls) == 1
     call = unet.calls[0]
-    assert torch.equal(call["context"], torch.cat([conditioning.cond, conditioning.uncond]))
-    assert call["context"][:, 0, 0].tolist() == [1.0, 2.0, 3.0, 4.0]  # all cond rows, then all uncond
+    assert call["context"].shape == (4, 77, 8)
+    assert call["context"][:, 0, 0].tolist() == [1.0, 1.0, 3.0, 3.0]  # all cond rows, then all uncond
     assert torch.allclose(call["latents"], torch.cat([x, x]) / math.sqrt(3.3**2 + 1), rtol=1e-6)
     t = call["timesteps"]
     assert t.shape == (4,)
@@ -496,7 +493,7 @@ def test_unet_gets_scaled_input_and_fractional_timestep_in_one_cond_then_uncond_
 
 def test_each_row_uses_its_own_sigma():
     unet = FakeUNet(eps_from_context)
-    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, _row_conditioning([1.0, 1.0], [0.0, 0.0]), 1.0)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, _row_conditioning(1.0, 0.0), 1.0)
     x = torch.ones((2, 4, 4, 4))
     sigmas = torch.tensor([0.5, 8.0])
     out = denoiser(x, sigmas)
@@ -511,46 +508,80 @@ def test_each_row_uses_its_own_sigma():
 @pytest.mark.parametrize("cond_tokens, uncond_tokens", [(77, 154), (154, 77)])
 def test_contexts_of_different_lengths_run_as_two_calls(cond_tokens, uncond_tokens):
     unet = FakeUNet(eps_from_context)
-    conditioning = _row_conditioning([1.0, 2.0], [3.0, 5.0], cond_tokens=cond_tokens, uncond_tokens=uncond_tokens)
+    conditioning = _row_conditioning(1.0, 3.0, cond_tokens=cond_tokens, uncond_tokens=uncond_tokens)
     denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, conditioning, 2.0)
     x = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(5))
     out = denoiser(x, torch.tensor(1.5))
 
     assert len(unet.calls) == 2
     first, second = unet.calls
-    assert torch.equal(first["context"], conditioning.cond)
-    assert torch.equal(second["context"], conditioning.uncond)
+    assert first["context"].shape == (2, cond_tokens, 8) and first["context"][:, 0, 0].tolist() == [1.0, 1.0]
+    assert second["context"].shape == (2, uncond_tokens, 8) and second["context"][:, 0, 0].tolist() == [3.0, 3.0]
     for call in (first, second):
         assert torch.allclose(call["latents"], x / math.sqrt(1.5**2 + 1), rtol=1e-6)
         assert call["timesteps"].shape == (2,)
-    c = torch.tensor([1.0, 2.0]).reshape(-1, 1, 1, 1)
-    u = torch.tensor([3.0, 5.0]).reshape(-1, 1, 1, 1)
-    expected = (x - 1.5 * u) + ((x - 1.5 * c) - (x - 1.5 * u)) * 2.0
+    expected = (x - 1.5 * 3.0) + ((x - 1.5 * 1.0) - (x - 1.5 * 3.0)) * 2.0
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_sdxl_added_conditioning_follows_the_cond_then_uncond_order():
-    cond_added = AddedConditioning(torch.full((1, 6), 1.0), torch.full((1, 6), 10.0))
-    uncond_added = AddedConditioning(torch.full((1, 6), 2.0), torch.full((1, 6), 20.0))
-    unet = FakeUNet()
-    denoiser = CFGDenoiser(
-        unet, SCHEDULE, PredictionType.EPSILON, _conditioning(cond_added=cond_added, uncond_added=uncond_added), 7.0
+    conditioning = PromptConditioning.fixed(
+        EncodedText(torch.ones(1, 77, 8), torch.full((1, 6), 1.0)),
+        EncodedText(torch.zeros(1, 77, 8), torch.full((1, 6), 2.0)),
     )
+    time_ids = torch.full((1, 6), 10.0)
+    unet = FakeUNet()
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, conditioning, 7.0, time_ids=time_ids)
     denoiser(torch.zeros((1, 4, 4, 4)), torch.tensor(1.0))
     added = unet.calls[0]["added"]
     assert added.text_embeds[:, 0].tolist() == [1.0, 2.0]
-    assert added.time_ids[:, 0].tolist() == [10.0, 20.0]
+    assert added.time_ids[:, 0].tolist() == [10.0, 10.0]
 
-    split_unet = FakeUNet()
-    split = CFGDenoiser(
-        split_unet,
-        SCHEDULE,
-        PredictionType.EPSILON,
-        _conditioning(uncond_tokens=154, cond_added=cond_added, uncond_added=uncond_added),
-        7.0,
+    split_conditioning = PromptConditioning.fixed(
+        EncodedText(torch.ones(1, 77, 8), torch.full((1, 6), 1.0)),
+        EncodedText(torch.zeros(1, 154, 8), torch.full((1, 6), 2.0)),
     )
+    split_unet = FakeUNet()
+    split = CFGDenoiser(split_unet, SCHEDULE, PredictionType.EPSILON, split_conditioning, 7.0, time_ids=time_ids)
     split(torch.zeros((1, 4, 4, 4)), torch.tensor(1.0))
-    assert [call["added"] for call in split_unet.calls] == [cond_added, uncond_added]
+    assert [call["added"].text_embeds[0, 0].item() for call in split_unet.calls] == [1.0, 2.0]
+
+
+def _schedule(*entries: tuple[int, float, int]) -> tuple[ScheduledText, ...]:
+    """(end step, context value, tokens) -> schedule entries with constant contexts."""
+    return tuple(ScheduledText(end, str(value), EncodedText(torch.full((1, tokens, 8), value))) for end, value, tokens in entries)
+
+
+def test_and_parts_are_guided_with_their_weights_in_a1111_row_order():
+    conditioning = PromptConditioning(
+        positive=(WeightedSchedule(1.0, _schedule((10, 1.0, 77))), WeightedSchedule(-0.5, _schedule((10, 2.0, 154)))),
+        negative=_schedule((10, 5.0, 154)),
+    )
+    unet = FakeUNet(eps_from_context)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, conditioning, 3.0)
+    x = torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(6))
+    out = denoiser(x, torch.tensor(2.0))
+    (call,) = unet.calls  # parts padded to 154 tokens (last vector repeated), same as the negative
+    assert call["context"][:, 0, 0].tolist() == [1.0, 2.0, 1.0, 2.0, 5.0, 5.0]  # image 0's parts, image 1's, uncond
+    assert torch.equal(call["context"][0, 77:], torch.ones(77, 8))
+    u = x - 2.0 * 5.0
+    expected = u + ((x - 2.0 * 1.0) - u) * (1.0 * 3.0) + ((x - 2.0 * 2.0) - u) * (-0.5 * 3.0)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_scheduled_prompts_switch_on_the_call_counter_like_a1111():
+    # "a [b:2]" over 4 steps: calls 0, 1 and 2 see the first text (current_step <= end), then the second.
+    conditioning = PromptConditioning(
+        positive=(WeightedSchedule(1.0, _schedule((2, 1.0, 77), (4, 2.0, 77))),),
+        negative=_schedule((1, 7.0, 77), (4, 8.0, 77)),
+    )
+    unet = FakeUNet(eps_from_context)
+    denoiser = CFGDenoiser(unet, SCHEDULE, PredictionType.EPSILON, conditioning, 7.0)
+    for _ in range(4):
+        denoiser(torch.zeros((1, 4, 4, 4)), torch.tensor(1.0))
+    seen = [call["context"][:, 0, 0].tolist() for call in unet.calls]
+    assert seen == [[1.0, 7.0], [1.0, 7.0], [1.0, 8.0], [2.0, 8.0]]
+    assert conditioning.switch_steps() == [1, 2]
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,3 +103,54 @@ def test_half_precision_vae_that_overflows_is_rerun_in_fp32(tiny_sd1):
     assert vae.upcast_after_nan
     assert not torch.isnan(images).any()
     assert next(model.vae.parameters()).dtype == torch.float32
+
+
+class _RecordingUNet:
+    """Wraps the real backend and keeps the context of every call."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.contexts = []
+
+    def predict(self, latents, timesteps, context, added=None):
+        self.contexts.append(context.clone())
+        return self.inner.predict(latents, timesteps, context, added)
+
+
+def test_scheduled_prompt_switches_conditioning_at_a1111s_step(pipeline):
+    from desktop.engine.conditioning import encode_prompt
+
+    model = pipeline.model
+    recorder = _RecordingUNet(pipeline.unet)
+    scheduled = Txt2ImgPipeline(model, unet=recorder)
+    result = scheduled(request(prompt="a [cat:dog:2]", negative_prompt="", steps=4, sampler="Euler"))
+    assert len(result.images) == 1
+    cat = encode_prompt("a cat", model.tokenizers[0], model.text_encoders[0])
+    dog = encode_prompt("a dog", model.tokenizers[0], model.text_encoders[0])
+    firsts = [context[:1] for context in recorder.contexts]  # row 0 is the conditional row
+    assert [torch.equal(c, cat) for c in firsts] == [True, True, True, False]  # calls 0..2: step <= 2
+    assert torch.equal(firsts[3], dog)
+
+
+def test_alternation_switches_every_call(pipeline):
+    from desktop.engine.conditioning import encode_prompt
+
+    model = pipeline.model
+    recorder = _RecordingUNet(pipeline.unet)
+    Txt2ImgPipeline(model, unet=recorder)(request(prompt="[cat|dog]", steps=4, sampler="Euler"))
+    cat = encode_prompt("cat", model.tokenizers[0], model.text_encoders[0])
+    dog = encode_prompt("dog", model.tokenizers[0], model.text_encoders[0])
+    picks = ["cat" if torch.equal(c[:1], cat) else "dog" if torch.equal(c[:1], dog) else "?" for c in recorder.contexts]
+    # A1111: schedule [(1, cat), (2, dog), (3, cat), (4, dog)] read with current_step <= end
+    assert picks == ["cat", "cat", "dog", "cat"]
+
+
+def test_and_and_networks_are_handled_and_reported(pipeline):
+    recorder = _RecordingUNet(pipeline.unet)
+    result = Txt2ImgPipeline(pipeline.model, unet=recorder)(
+        request(prompt="a cat AND a hat :0.5 <lora:detail:0.7>", negative_prompt="<lora:bad:1>", steps=2)
+    )
+    assert recorder.contexts[0].shape[0] == 3  # two AND parts and the negative, one image
+    # A1111 takes network tags from the positive prompt only; in the negative they are plain text
+    assert [(n.kind, n.name, n.te_weight) for n in result.ignored_networks] == [("lora", "detail", 0.7)]
+    assert parse_infotext(result.images[0].infotext)[0] == "a cat AND a hat :0.5 <lora:detail:0.7>"

@@ -17,6 +17,7 @@ class SamplerSpec:
     function: Callable[..., object]
     default_schedule: str | None = None  # what "Automatic" means; None: k-diffusion's own (uniform) sigmas
     aliases: tuple[str, ...] = ()  # A1111's internal names (k_euler_a, ...)
+    second_order: bool = False  # two model calls a step: prompt schedules count twice the steps
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
