@@ -126,11 +126,13 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
 
 @dataclass
 class RunTiming:
-    """One generation: the start, a timestamp after every sampling step, the end."""
+    """One generation: the start, the first UNet call, a timestamp after every sampling step, the end."""
 
     start: float = 0.0
+    first_unet: float | None = None
     steps: list[float] = field(default_factory=list)
     end: float = 0.0
+    unet_inputs: set[tuple[tuple[int, ...], str]] = field(default_factory=set)  # (shape, dtype) of the samples
 
     @property
     def intervals(self) -> list[float]:
@@ -142,19 +144,36 @@ class RunTiming:
         return self.end - self.start
 
 
-def timed(run: Callable[[Callable[[], None]], Any], sync: Callable[[], None]) -> tuple[RunTiming, Any]:
-    """Call ``run(mark)``; the pipeline calls ``mark()`` after each step."""
+def timed(run: Callable[[Callable[[], None]], Any], unet: torch.nn.Module, sync: Callable[[], None]) -> tuple[RunTiming, Any]:
+    """Call ``run(mark)``; the pipeline calls ``mark()`` after each step.
+
+    A pre-hook on the shared UNet notes when it is first called (the end of prompt encoding and
+    setup) and the shape and dtype of every sample it gets, so the two pipelines can be checked to
+    do the same work. It costs a set insertion per call, the same for both.
+    """
     timing = RunTiming()
 
     def mark() -> None:
         sync()
         timing.steps.append(time.perf_counter())
 
-    sync()
-    timing.start = time.perf_counter()
-    result = run(mark)
-    sync()
-    timing.end = time.perf_counter()
+    def on_unet_call(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if timing.first_unet is None:
+            sync()
+            timing.first_unet = time.perf_counter()
+        sample = args[0] if args else kwargs.get("sample")
+        if isinstance(sample, torch.Tensor):
+            timing.unet_inputs.add((tuple(sample.shape), str(sample.dtype).removeprefix("torch.")))
+
+    hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)
+    try:
+        sync()
+        timing.start = time.perf_counter()
+        result = run(mark)
+        sync()
+        timing.end = time.perf_counter()
+    finally:
+        hook.remove()
     return timing, result
 
 
@@ -231,8 +250,12 @@ def make_diffusers(
         pipe.vae_scale_factor = latent_factor
 
     def run(mark: Callable[[], None]) -> Any:
-        def on_step_end(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        def on_step_end(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             mark()
+            if step == steps - 1 and kwargs["latents"].dtype != model.vae.dtype:
+                # Our engine moves a half-precision VAE that decoded NaNs to fp32 for good (A1111's
+                # fallback); the modules are shared, and diffusers' SD pipeline does not cast latents.
+                kwargs["latents"] = kwargs["latents"].to(model.vae.dtype)
             return kwargs
 
         generator = torch.Generator(device="cpu").manual_seed(SEED)
@@ -267,12 +290,6 @@ def mean_abs_difference(a: Any, b: Any) -> float | None:
     if x.shape != y.shape:
         return None
     return float(np.abs(x - y).mean())
-
-
-def _record_sample(seen: set[tuple[tuple[int, ...], str]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    sample = args[0] if args else kwargs.get("sample")
-    if isinstance(sample, torch.Tensor):
-        seen.add((tuple(sample.shape), str(sample.dtype).removeprefix("torch.")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,31 +338,23 @@ def main(argv: list[str] | None = None) -> int:
     ours = make_ours(model, args.steps, resolution)
     theirs, notes = make_diffusers(model, args.steps, resolution, latent_factor)
 
-    # Warm-up (kernel selection, allocator, lazy imports), then interleaved timed runs. During the
-    # warm-up, record what the shared UNet is called with: both must do the same work.
-    unet_inputs: dict[str, set[tuple[tuple[int, ...], str]]] = {"ours": set(), "diffusers": set()}
-    for name, run in (("ours", ours), ("diffusers", theirs)):
-        seen = unet_inputs[name]
-        hook = model.unet.register_forward_pre_hook(
-            lambda _module, args, kwargs, seen=seen: _record_sample(seen, args, kwargs), with_kwargs=True
-        )
-        try:
-            timed(run, sync)
-        finally:
-            hook.remove()
-    if unet_inputs["ours"] != unet_inputs["diffusers"]:
-        raise SystemExit(
-            f"the pipelines call the UNet differently, so the comparison would be unfair: "
-            f"ours {sorted(unet_inputs['ours'])}, diffusers {sorted(unet_inputs['diffusers'])}"
-        )
+    # Warm-up (kernel selection, allocator, lazy imports), then interleaved timed runs.
+    timed(ours, model.unet, sync)
+    timed(theirs, model.unet, sync)
     our_runs: list[RunTiming] = []
     their_runs: list[RunTiming] = []
     our_image = their_image = None
     for _ in range(args.runs):
-        timing, our_image = timed(ours, sync)
+        timing, our_image = timed(ours, model.unet, sync)
         our_runs.append(timing)
-        timing, their_image = timed(theirs, sync)
+        timing, their_image = timed(theirs, model.unet, sync)
         their_runs.append(timing)
+    unet_inputs = {name: set().union(*(r.unet_inputs for r in runs)) for name, runs in (("ours", our_runs), ("diffusers", their_runs))}
+    if unet_inputs["ours"] != unet_inputs["diffusers"]:
+        raise SystemExit(
+            "the pipelines call the UNet with different inputs, so the comparison would be unfair: "
+            f"ours {sorted(unet_inputs['ours'])}, diffusers {sorted(unet_inputs['diffusers'])}"
+        )
 
     for name, runs in (("ours", our_runs), ("diffusers", their_runs)):
         for run in runs:
@@ -356,10 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     their_step = median_ms([d for r in their_runs for d in r.intervals])
     our_total = statistics.median(r.total for r in our_runs)
     their_total = statistics.median(r.total for r in their_runs)
-    # Outside the sampling loop: before it (start to the end of step 1, less one median step:
-    # prompt encoding, noise, schedule) and after it (last step to the end: VAE decode, PIL).
-    our_before = statistics.median(r.steps[0] - r.start for r in our_runs) - our_step / 1000
-    their_before = statistics.median(r.steps[0] - r.start for r in their_runs) - their_step / 1000
+    # Outside the sampling loop: before it (start to the first UNet call: prompt encoding, noise,
+    # schedule) and after it (last step to the end: VAE decode, conversion to PIL).
+    our_before = statistics.median(r.first_unet - r.start for r in our_runs if r.first_unet is not None)
+    their_before = statistics.median(r.first_unet - r.start for r in their_runs if r.first_unet is not None)
     our_after = statistics.median(r.end - r.steps[-1] for r in our_runs)
     their_after = statistics.median(r.end - r.steps[-1] for r in their_runs)
     difference = mean_abs_difference(our_image, their_image)

@@ -96,7 +96,7 @@ class Txt2ImgPipeline:
         plan = resolve_sampling(request, self.schedule)
         conditioning, networks = self.encode(request, plan)
         images: list[GeneratedImage] = []
-        outcome = dict(vae_upcast=False, ignored_networks=tuple(networks))
+        cancelled = False
         try:
             for batch_index in range(request.batch_count):
                 seeds = request.image_seeds(batch_index)
@@ -109,10 +109,15 @@ class Txt2ImgPipeline:
                     if on_image is not None:
                         on_image(generated)
         except Cancelled:
-            outcome["vae_upcast"] = self._vae_upcast()
-            return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, cancelled=True, **outcome)
-        outcome["vae_upcast"] = self._vae_upcast()
-        return Txt2ImgResult(images, plan.sampler.name, plan.schedule_label, **outcome)
+            cancelled = True  # an outcome, not an error: the finished images are kept
+        return Txt2ImgResult(
+            images,
+            plan.sampler.name,
+            plan.schedule_label,
+            cancelled=cancelled,
+            vae_upcast=bool(getattr(self.vae, "upcast_after_nan", False)),
+            ignored_networks=tuple(networks),
+        )
 
     @property
     def latent_factor(self) -> int:
@@ -208,6 +213,3 @@ class Txt2ImgPipeline:
             model=self.model_info,
         )
         return format_infotext(request.prompt, request.negative_prompt, params)
-
-    def _vae_upcast(self) -> bool:
-        return bool(getattr(self.vae, "upcast_after_nan", False))
