@@ -21,7 +21,7 @@ from typing import NoReturn, TextIO
 
 from desktop.core.cancel import CancelToken
 from desktop.core.errors import DesktopError, UserInputError
-from desktop.core.paths import default_output_dir
+from desktop.core.paths import default_models_dir, default_output_dir
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     generate = commands.add_parser("generate", help="text to image, saved as PNG with A1111 metadata")
-    generate.add_argument("--model", required=True, type=Path, help="checkpoint .safetensors or diffusers folder")
+    generate.add_argument(
+        "--model", required=True, type=Path, help="checkpoint .safetensors or diffusers folder (or a name in models/Stable-diffusion)"
+    )
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--negative", default="", help="negative prompt")
     generate.add_argument("--steps", type=int, default=20)
@@ -120,7 +122,26 @@ def _request_from(args: argparse.Namespace):
     )
 
 
+def resolve_model_path(given: Path, folder: str, models_dir: Path | None = None) -> Path:
+    """``given`` as typed, or else a file of that name in the A1111 folder (``models/<folder>``).
+
+    Lets users write ``--model anything-v5`` for ``models/Stable-diffusion/anything-v5.safetensors``.
+    An existing path always wins; a name that matches nothing is returned unchanged, so the
+    error names what the user typed.
+    """
+    if given.exists() or given.parent != Path("."):
+        return given
+    folder_path = (models_dir or default_models_dir()) / folder
+    for candidate in (folder_path / given.name, folder_path / f"{given.name}.safetensors"):
+        if candidate.exists():
+            return candidate
+    return given
+
+
 def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    args.model = resolve_model_path(args.model, "Stable-diffusion")
+    if args.vae is not None:
+        args.vae = resolve_model_path(args.vae, "VAE")
     request = _request_from(args)
     request.validate()  # bad sizes and counts fail before torch is even imported
 

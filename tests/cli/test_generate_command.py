@@ -232,3 +232,19 @@ def test_generate_accepts_the_full_prompt_language(tiny_sd1, tmp_path):
     saved_prompt, saved_negative, _ = parse_infotext(Image.open(out.strip()).text["parameters"])
     assert (saved_prompt, saved_negative) == (prompt, negative)
     assert "<lora:x>" in err and "not applied" in err
+
+
+def test_model_names_are_looked_up_in_the_a1111_folders(tmp_path, monkeypatch):
+    from desktop.cli import resolve_model_path
+
+    models = tmp_path / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    checkpoint = models / "Stable-diffusion" / "anything-v5.safetensors"
+    checkpoint.write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path(Path("anything-v5"), "Stable-diffusion", models) == checkpoint
+    assert resolve_model_path(Path("anything-v5.safetensors"), "Stable-diffusion", models) == checkpoint
+    assert resolve_model_path(Path("missing"), "Stable-diffusion", models) == Path("missing")
+    local = tmp_path / "anything-v5"
+    local.mkdir()  # a diffusers folder of that name in the working directory wins
+    assert resolve_model_path(Path("anything-v5"), "Stable-diffusion", models) == Path("anything-v5")
