@@ -49,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=20)
     generate.add_argument("--cfg", type=float, default=7.0, help="CFG scale")
     generate.add_argument("--sampler", default="Euler a", help="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
-    generate.add_argument("--schedule", default="automatic", help="schedule type: automatic, uniform, karras, exponential")
+    generate.add_argument(
+        "--schedule",
+        default="automatic",
+        help=(
+            "A1111 schedule type: Automatic (the sampler's default), Uniform, Karras, Exponential, Polyexponential, "
+            "SGM Uniform, KL Optimal, Align Your Steps, Simple, Normal, DDIM, Beta"
+        ),
+    )
     generate.add_argument("--seed", type=int, default=-1, help="-1 picks a random seed (recorded in the image)")
     generate.add_argument("--width", type=int, default=512)
     generate.add_argument("--height", type=int, default=512)

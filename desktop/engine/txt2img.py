@@ -56,7 +56,7 @@ class Txt2ImgResult:
     ignored_networks: tuple[NetworkRef, ...] = ()  # <lora:...> tags this engine cannot apply yet
 
 
-def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule) -> SamplingPlan:
+def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule, *, sdxl: bool = False) -> SamplingPlan:
     """The sampler and sigmas for the request. "Automatic" means the sampler's own default (A1111)."""
     spec, implied_schedule = find_sampler(request.sampler)
     label = find_schedule(request.schedule)
@@ -64,8 +64,12 @@ def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule) -> 
         label = implied_schedule  # an old combined name such as "DPM++ 2M Karras"
     if label == AUTOMATIC:
         label = spec.default_schedule or AUTOMATIC
-    function = SCHEDULE_TYPES["Uniform" if label == AUTOMATIC else label].function
-    return SamplingPlan(spec, label, function(request.steps, schedule))
+    schedule_type = SCHEDULE_TYPES["Uniform" if label == AUTOMATIC else label]
+    if not spec.discard_next_to_last_sigma:
+        return SamplingPlan(spec, label, schedule_type.sigmas(request.steps, schedule, sdxl=sdxl))
+    # A1111's get_sigmas for DPM2 / DPM2 a: schedule one step more, then drop the next-to-last sigma.
+    sigmas = schedule_type.sigmas(request.steps + 1, schedule, sdxl=sdxl)
+    return SamplingPlan(spec, label, torch.cat([sigmas[:-2], sigmas[-1:]]))
 
 
 class Txt2ImgPipeline:
@@ -93,7 +97,7 @@ class Txt2ImgPipeline:
     ) -> Txt2ImgResult:
         """Run the job; ``on_image`` gets each image as soon as it is decoded (so it can be saved at once)."""
         request = self.check_inputs(request)
-        plan = resolve_sampling(request, self.schedule)
+        plan = resolve_sampling(request, self.schedule, sdxl=self.model.family is ModelFamily.SDXL)
         conditioning, networks = self.encode(request, plan)
         images: list[GeneratedImage] = []
         cancelled = False

@@ -85,7 +85,10 @@ def test_random_seed_is_recorded_and_reproduces(tiny_sd1, tmp_path):
 
 def test_sampler_and_schedule_names_change_the_result_and_are_recorded(tiny_sd1, tmp_path):
     results = {}
-    for sampler, schedule in [("Euler a", "automatic"), ("Euler", "Automatic"), ("Euler", "karras"), ("DPM++ 2M Karras", "automatic")]:
+    for sampler, schedule in [
+        ("Euler a", "automatic"), ("Euler", "Automatic"), ("Euler", "karras"), ("DPM++ 2M Karras", "automatic"),
+        ("Euler", "align_your_steps"),
+    ]:
         code, out, err = run(
             "generate", "--model", tiny_sd1, "--prompt", "cat", "--seed", "3", "--sampler", sampler,
             "--schedule", schedule, "--out", tmp_path / f"{sampler}-{schedule}", *TINY,
@@ -95,6 +98,7 @@ def test_sampler_and_schedule_names_change_the_result_and_are_recorded(tiny_sd1,
         results[(sampler, schedule)] = (params["Sampler"], params["Schedule type"], pixels(out.strip()))
     assert [v[:2] for v in results.values()] == [
         ("Euler a", "Automatic"), ("Euler", "Automatic"), ("Euler", "Karras"), ("DPM++ 2M", "Karras"),
+        ("Euler", "Align Your Steps"),
     ]
     images = [v[2] for v in results.values()]
     assert not np.array_equal(images[0], images[1])

@@ -1,0 +1,48 @@
+"""DPM++ 2S a (k-diffusion ``sample_dpmpp_2s_ancestral``, eta = 1, s_noise = 1: A1111's defaults)."""
+
+from __future__ import annotations
+
+import torch
+
+from desktop.engine.denoiser import Denoiser
+from desktop.engine.samplers.common import NoiseSource, StepCallback, ancestral_step, to_d
+
+
+def _t(sigma: torch.Tensor) -> torch.Tensor:
+    return sigma.log().neg()
+
+
+def _sigma(t: torch.Tensor) -> torch.Tensor:
+    return t.neg().exp()
+
+
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral(
+    model: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    callback: StepCallback,
+    noise: NoiseSource,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i])
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        if sigma_down == 0:
+            d = to_d(x, sigmas[i], denoised)  # Euler on the step to sigma = 0
+            x = x + d * (sigma_down - sigmas[i])
+        else:
+            # DPM-Solver++(2S) with r = 1/2
+            t, t_next = _t(sigmas[i]), _t(sigma_down)
+            r = 1 / 2
+            h = t_next - t
+            s = t + r * h
+            x_2 = (_sigma(s) / _sigma(t)) * x - (-h * r).expm1() * denoised
+            denoised_2 = model(x_2, _sigma(s))
+            x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + noise() * s_noise * sigma_up
+        callback(i, denoised)
+    return x
