@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     generate.add_argument("--seed", type=int, default=-1, help="-1 picks a random seed (recorded in the image)")
+    generate.add_argument("--variation-seed", type=int, default=-1, help="A1111's variation seed (-1: random)")
+    generate.add_argument("--variation-strength", type=float, default=0.0, help="0..1: how far towards the variation seed")
+    generate.add_argument("--resize-seed-from", type=_size, default=None, metavar="WxH", help="reuse the noise of this size, centred")
     generate.add_argument("--width", type=int, default=512)
     generate.add_argument("--height", type=int, default=512)
     generate.add_argument("--batch-size", type=int, default=1)
@@ -126,7 +129,18 @@ def _request_from(args: argparse.Namespace):
         clip_skip=args.clip_skip,
         vae_path=args.vae,
         novelai_emphasis=args.novelai_emphasis,
+        variation_seed=args.variation_seed,
+        variation_strength=args.variation_strength,
+        resize_seed_from=args.resize_seed_from,
     )
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``"512x768"`` -> (512, 768), as A1111 writes sizes."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 512x768, got {text!r}")
+    return int(width), int(height)
 
 
 def resolve_model_path(given: Path, folder: str, models_dir: Path | None = None) -> Path:

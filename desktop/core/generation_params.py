@@ -25,6 +25,7 @@ def generation_parameters(
     sampler_name: str,
     schedule_label: str,
     model: ModelInfo,
+    variation_seed: int | None = None,
 ) -> dict[str, object]:
     """Keys and order of A1111 1.10's ``create_infotext``; None values are left out when formatted."""
     return {
@@ -38,6 +39,9 @@ def generation_parameters(
         "Model": model.name,
         "VAE hash": model.vae_hash,
         "VAE": model.vae_name,
+        "Variation seed": variation_seed if request.variation_strength else None,
+        "Variation seed strength": _number(request.variation_strength) if request.variation_strength else None,
+        "Seed resize from": "{}x{}".format(*request.resize_seed_from) if request.resize_seed_from else None,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
         # Our noise always comes from per-image CPU generators: this makes A1111 on an NVIDIA
         # card (whose default is GPU noise) reproduce the image too.

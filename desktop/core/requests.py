@@ -32,6 +32,9 @@ class GenerationRequest:
     clip_skip: int = 1
     vae_path: Path | None = None
     novelai_emphasis: bool = False  # opt-in {word} x1.05; A1111 treats braces as plain text
+    variation_seed: int = -1  # A1111's "Variation seed" (subseed); -1 picks one
+    variation_strength: float = 0.0  # 0 = the seed's own noise, 1 = the variation seed's
+    resize_seed_from: tuple[int, int] | None = None  # (width, height) whose noise is reused, centred
 
     def validate(self) -> None:
         """Raise :class:`InvalidRequest` naming the first bad parameter."""
@@ -48,18 +51,44 @@ class GenerationRequest:
             raise InvalidRequest(f"CFG scale must be between 0 and 30, got {self.cfg_scale}", field="cfg_scale")
         if self.seed != -1 and not (0 <= self.seed <= MAX_SEED):
             raise InvalidRequest(f"seed must be -1 (random) or between 0 and {MAX_SEED}, got {self.seed}", field="seed")
+        if self.variation_seed != -1 and not (0 <= self.variation_seed <= MAX_SEED):
+            raise InvalidRequest(
+                f"variation seed must be -1 (random) or between 0 and {MAX_SEED}, got {self.variation_seed}",
+                field="variation_seed",
+            )
+        if not (0.0 <= self.variation_strength <= 1.0):
+            raise InvalidRequest(
+                f"variation strength must be between 0 and 1, got {self.variation_strength}", field="variation_strength"
+            )
+        if self.resize_seed_from is not None:
+            for name, value in zip(("width", "height"), self.resize_seed_from):
+                if not isinstance(value, int) or value <= 0 or value % 8 or value > MAX_SIDE:
+                    raise InvalidRequest(
+                        f"resize seed from {name} must be a positive multiple of 8 up to {MAX_SIDE}, got {value}",
+                        field="resize_seed_from",
+                    )
 
     def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationRequest:
-        """Replace seed -1 by a concrete random seed, so the job (and its metadata) records it."""
-        if self.seed != -1:
-            return self
-        return replace(self, seed=(rng or random.SystemRandom()).randrange(0, MAX_SEED + 1))
+        """Replace seeds of -1 by concrete random seeds, so the job (and its metadata) records them."""
+        rng = rng or random.SystemRandom()
+        seed = self.seed if self.seed != -1 else rng.randrange(0, MAX_SEED + 1)
+        variation_seed = self.variation_seed if self.variation_seed != -1 else rng.randrange(0, MAX_SEED + 1)
+        return replace(self, seed=seed, variation_seed=variation_seed)
 
     def image_seeds(self, batch_index: int) -> list[int]:
         """Seeds of the images of one batch: A1111 gives image i of the job the seed ``seed + i``."""
         if self.seed == -1:
             raise ValueError("resolve the seed first (with_resolved_seed)")
-        first = self.seed + batch_index * self.batch_size
+        return self._consecutive(self.seed, batch_index)
+
+    def image_variation_seeds(self, batch_index: int) -> list[int]:
+        """Variation seeds of one batch's images: A1111 numbers them like the seeds (subseed + i)."""
+        if self.variation_seed == -1:
+            raise ValueError("resolve the seed first (with_resolved_seed)")
+        return self._consecutive(self.variation_seed, batch_index)
+
+    def _consecutive(self, start: int, batch_index: int) -> list[int]:
+        first = start + batch_index * self.batch_size
         return [first + i for i in range(self.batch_size)]
 
 

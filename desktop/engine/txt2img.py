@@ -23,7 +23,7 @@ from desktop.engine.conditioning import encode_prompt, encode_prompt_sdxl
 from desktop.engine.denoiser import CFGDenoiser, DiscreteSchedule
 from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning, build_prompt_conditioning
 from desktop.engine.loading import LoadedModel
-from desktop.engine.noise import ImageNoise
+from desktop.engine.noise import ImageNoise, SeedVariation
 from desktop.engine.samplers import SamplerSpec, find_sampler
 from desktop.engine.schedules import AUTOMATIC, SCHEDULE_TYPES, find_schedule
 from desktop.library.taxonomy import ModelFamily
@@ -106,8 +106,9 @@ class Txt2ImgPipeline:
                 seeds = request.image_seeds(batch_index)
                 latents = self.sample(request, plan, conditioning, seeds, batch_index, on_step, cancel)
                 pixels = self.decode(latents)
+                variation_seeds = request.image_variation_seeds(batch_index)
                 for offset, (seed, image) in enumerate(zip(seeds, self.postprocess(pixels))):
-                    infotext = self.infotext(request, plan, seed)
+                    infotext = self.infotext(request, plan, seed, variation_seeds[offset])
                     generated = GeneratedImage(image, seed, batch_index * request.batch_size + offset, infotext)
                     images.append(generated)
                     if on_image is not None:
@@ -175,7 +176,12 @@ class Txt2ImgPipeline:
     ) -> torch.Tensor:
         channels = self.model.unet.config.in_channels
         factor = self.latent_factor
-        noise = ImageNoise(seeds, (channels, request.height // factor, request.width // factor))
+        variation = SeedVariation(
+            subseeds=request.image_variation_seeds(batch_index),
+            strength=request.variation_strength,
+            resize_from=request.resize_seed_from,
+        )
+        noise = ImageNoise(seeds, (channels, request.height // factor, request.width // factor), variation)
         x = noise.next() * plan.sigmas[0]
         time_ids = None
         if self.model.family is ModelFamily.SDXL:
@@ -208,10 +214,11 @@ class Txt2ImgPipeline:
         arrays = (255.0 * scaled.permute(0, 2, 3, 1).numpy()).astype(np.uint8)
         return [Image.fromarray(array) for array in arrays]
 
-    def infotext(self, request: GenerationRequest, plan: SamplingPlan, seed: int) -> str:
+    def infotext(self, request: GenerationRequest, plan: SamplingPlan, seed: int, variation_seed: int | None = None) -> str:
         params = generation_parameters(
             request,
             seed=seed,
+            variation_seed=variation_seed,
             sampler_name=plan.sampler.name,
             schedule_label=plan.schedule_label,
             model=self.model_info,
