@@ -49,10 +49,7 @@ def polyexponential(steps: int, schedule: DiscreteSchedule, rho: float = 1.0) ->
 
 def sgm_uniform(steps: int, schedule: DiscreteSchedule) -> torch.Tensor:
     """Stability's SGM spacing: ``steps`` timesteps of ``steps + 1`` evenly spaced, the last dropped."""
-    start = schedule.sigma_to_t(torch.tensor(schedule.sigma_max))
-    end = schedule.sigma_to_t(torch.tensor(schedule.sigma_min))
-    sigmas = [float(schedule.t_to_sigma(t)) for t in torch.linspace(start, end, steps + 1)[:-1]]
-    return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
+    return normal(steps, schedule, sgm=True)
 
 
 def kl_optimal(steps: int, schedule: DiscreteSchedule) -> torch.Tensor:
@@ -86,11 +83,15 @@ def simple(steps: int, schedule: DiscreteSchedule) -> torch.Tensor:
     return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
 
 
-def normal(steps: int, schedule: DiscreteSchedule) -> torch.Tensor:
-    """Timesteps evenly spaced between the model's sigma range, each turned back into a sigma."""
+def normal(steps: int, schedule: DiscreteSchedule, *, sgm: bool = False) -> torch.Tensor:
+    """Timesteps evenly spaced between the model's sigma range, each turned back into a sigma.
+
+    A1111's ``normal_scheduler``; with ``sgm`` it spaces ``steps + 1`` and drops the last (SGM Uniform).
+    """
     start = schedule.sigma_to_t(torch.tensor(schedule.sigma_max))
     end = schedule.sigma_to_t(torch.tensor(schedule.sigma_min))
-    sigmas = [float(schedule.t_to_sigma(t)) for t in torch.linspace(start, end, steps)]
+    timesteps = torch.linspace(start, end, steps + 1)[:-1] if sgm else torch.linspace(start, end, steps)
+    sigmas = [float(schedule.t_to_sigma(t)) for t in timesteps]
     return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
 
 

@@ -22,3 +22,13 @@ def ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float 
     sigma_up = torch.minimum(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
     sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
     return sigma_down, sigma_up
+
+
+def t_from_sigma(sigma: torch.Tensor) -> torch.Tensor:
+    """DPM-Solver's time variable: t = -log(sigma) (k-diffusion's ``t_fn``)."""
+    return sigma.log().neg()
+
+
+def sigma_from_t(t: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`t_from_sigma` (k-diffusion's ``sigma_fn``)."""
+    return t.neg().exp()

@@ -5,15 +5,8 @@ from __future__ import annotations
 import torch
 
 from desktop.engine.denoiser import Denoiser
-from desktop.engine.samplers.common import NoiseSource, StepCallback
+from desktop.engine.samplers.common import NoiseSource, StepCallback, sigma_from_t, t_from_sigma
 
-
-def _t(sigma: torch.Tensor) -> torch.Tensor:
-    return sigma.log().neg()
-
-
-def _sigma(t: torch.Tensor) -> torch.Tensor:
-    return t.neg().exp()
 
 
 @torch.no_grad()
@@ -21,15 +14,15 @@ def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, c
     old_denoised = None
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i])
-        t, t_next = _t(sigmas[i]), _t(sigmas[i + 1])
+        t, t_next = t_from_sigma(sigmas[i]), t_from_sigma(sigmas[i + 1])
         h = t_next - t
         if old_denoised is None or sigmas[i + 1] == 0:
-            x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised
+            x = (sigma_from_t(t_next) / sigma_from_t(t)) * x - (-h).expm1() * denoised
         else:
-            h_last = t - _t(sigmas[i - 1])
+            h_last = t - t_from_sigma(sigmas[i - 1])
             r = h_last / h
             denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
-            x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_d
+            x = (sigma_from_t(t_next) / sigma_from_t(t)) * x - (-h).expm1() * denoised_d
         old_denoised = denoised
         callback(i, denoised)
     return x

@@ -5,15 +5,8 @@ from __future__ import annotations
 import torch
 
 from desktop.engine.denoiser import Denoiser
-from desktop.engine.samplers.common import NoiseSource, StepCallback, ancestral_step, to_d
+from desktop.engine.samplers.common import NoiseSource, StepCallback, ancestral_step, sigma_from_t, t_from_sigma, to_d
 
-
-def _t(sigma: torch.Tensor) -> torch.Tensor:
-    return sigma.log().neg()
-
-
-def _sigma(t: torch.Tensor) -> torch.Tensor:
-    return t.neg().exp()
 
 
 @torch.no_grad()
@@ -35,13 +28,13 @@ def sample_dpmpp_2s_ancestral(
             x = x + d * (sigma_down - sigmas[i])
         else:
             # DPM-Solver++(2S) with r = 1/2
-            t, t_next = _t(sigmas[i]), _t(sigma_down)
+            t, t_next = t_from_sigma(sigmas[i]), t_from_sigma(sigma_down)
             r = 1 / 2
             h = t_next - t
             s = t + r * h
-            x_2 = (_sigma(s) / _sigma(t)) * x - (-h * r).expm1() * denoised
-            denoised_2 = model(x_2, _sigma(s))
-            x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_2
+            x_2 = (sigma_from_t(s) / sigma_from_t(t)) * x - (-h * r).expm1() * denoised
+            denoised_2 = model(x_2, sigma_from_t(s))
+            x = (sigma_from_t(t_next) / sigma_from_t(t)) * x - (-h).expm1() * denoised_2
         if sigmas[i + 1] > 0:
             x = x + noise() * s_noise * sigma_up
         callback(i, denoised)
