@@ -13,9 +13,8 @@ import json
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -166,14 +165,9 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     request = _request_from(args)
     request.validate()  # bad sizes and counts fail before torch is even imported
 
-    from desktop.core.generation_params import ModelInfo
-    from desktop.engine.devices import plan_devices
-    from desktop.engine.loading import load_model
     from desktop.engine.samplers import find_sampler
     from desktop.engine.schedules import find_schedule
-    from desktop.engine.txt2img import GeneratedImage, Txt2ImgPipeline
-    from desktop.library.hashes import autov2_hash, sha256_file
-    from desktop.library.outputs import save_png
+    from desktop.engine.service import EngineOptions, EngineService
     from desktop.library.probe import probe_model, require_generation_checkpoint
 
     find_sampler(request.sampler)
@@ -181,46 +175,32 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_generation_checkpoint(probe_model(args.model))
     if args.vae is not None:
         probe_model(args.vae)  # unreadable VAE files fail now, not after the checkpoint loaded
-    plan = plan_devices(args.device, args.precision)
-    output_dir = args.out or default_output_dir()
 
+    service = EngineService(EngineOptions(output_dir=args.out or default_output_dir(), device=args.device, precision=args.precision))
+    progress = _ProgressPrinter(err)
     cancel = CancelToken()
-    with _cancel_on_ctrl_c(cancel), ThreadPoolExecutor(max_workers=2, thread_name_prefix="hash") as hashing:
-        model_hash: Future[str] | None = None
-        if args.model.is_file():  # A1111 has no hash for diffusers folders
-            model_hash = hashing.submit(sha256_file, args.model)
-        vae_hash = hashing.submit(sha256_file, args.vae) if args.vae else None
-
-        print(f"Device: {plan.description}", file=err)
-        model = load_model(args.model, plan, vae_path=args.vae, progress=lambda m: print(m, file=err))
-        print(f"Loaded {model.family.label} ({model.prediction.value}) in {model.load_seconds:.1f} s", file=err)
-        model_info = ModelInfo(
-            name=args.model.stem if args.model.is_file() else args.model.name,
-            hash=autov2_hash(model_hash.result()) if model_hash else None,
-            vae_name=args.vae.name if args.vae else None,
-            vae_hash=autov2_hash(vae_hash.result()) if vae_hash else None,
-        )
-        pipeline = Txt2ImgPipeline(model, model_info)
-        progress = _ProgressPrinter(err)
-        saved: list[Path] = []
-        started = time.perf_counter()
-
-        def save(generated: GeneratedImage) -> None:
-            path = save_png(generated.image, generated.infotext, output_dir, generated.seed)
-            saved.append(path)
-            print(path, file=out, flush=True)
-
-        result = pipeline(request, on_step=progress, on_image=save, cancel=cancel)
+    try:
+        with _cancel_on_ctrl_c(cancel):
+            report = service.run(
+                replace(request, model_path=args.model),
+                on_progress=progress,
+                on_image=lambda saved: print(saved.path, file=out, flush=True),
+                on_status=lambda message: print(message, file=err),
+                cancel=cancel,
+            )
+    finally:
         progress.finish()
-    elapsed = time.perf_counter() - started
-    for network in result.ignored_networks:
-        print(f"warning: <{network.kind}:{network.name}> was not applied: LoRA and other networks are not supported yet", file=err)
-    if result.vae_upcast:
-        print("note: the VAE produced NaNs in half precision and was rerun in fp32", file=err)
-    if result.cancelled:
-        print(f"cancelled after {len(saved)} image(s)", file=err)
+        service.close()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=err)
+    if report.outcome == "failed":
+        failure = report.failure
+        print(f"error: {failure.message}" + (f" ({failure.hint})" if failure.hint else ""), file=err)
+        return EXIT_BAD_INPUT if failure.user_error else EXIT_FAILURE
+    if report.outcome == "cancelled":
+        print(f"cancelled after {len(report.images)} image(s)", file=err)
         return EXIT_CANCELLED
-    print(f"Done: {len(saved)} image(s) in {elapsed:.1f} s", file=err)
+    print(f"Done: {len(report.images)} image(s) in {report.seconds:.1f} s", file=err)
     return EXIT_OK
 
 

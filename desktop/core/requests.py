@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from desktop.core.errors import InvalidRequest
 
@@ -31,6 +32,7 @@ class GenerationRequest:
     batch_count: int = 1
     clip_skip: int = 1
     vae_path: Path | None = None
+    model_path: Path | None = None  # the checkpoint; the CLI passes it beside the request, the app inside it
     novelai_emphasis: bool = False  # opt-in {word} x1.05; A1111 treats braces as plain text
     variation_seed: int = -1  # A1111's "Variation seed" (subseed); -1 picks one
     variation_strength: float = 0.0  # 0 = the seed's own noise, 1 = the variation seed's
@@ -68,6 +70,49 @@ class GenerationRequest:
                         field="resize_seed_from",
                     )
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-safe values (paths as strings, sizes as lists), for the persistent queue."""
+        data: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[field.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationRequest:
+        """The inverse of :meth:`to_json`; unknown keys (from a newer version) are ignored.
+
+        Raises :class:`InvalidRequest` when a value has the wrong type or is out of range, so a
+        damaged queue file is reported instead of producing a half-valid job.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
+            raise InvalidRequest("a saved request needs at least a prompt", field="prompt")
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            if field.name not in data:
+                continue
+            value = data[field.name]
+            if field.name in ("vae_path", "model_path"):
+                value = None if value is None else Path(_expect(field.name, value, str))
+            elif field.name == "resize_seed_from":
+                value = None if value is None else tuple(int(_expect(field.name, v, int)) for v in value)
+            elif isinstance(field.default, bool):
+                value = _expect(field.name, value, bool)
+            elif isinstance(field.default, float):
+                value = float(_expect(field.name, value, (int, float)))
+            elif isinstance(field.default, int):
+                value = _expect(field.name, value, int)
+            else:
+                value = _expect(field.name, value, str)
+            values[field.name] = value
+        request = cls(**values)
+        request.validate()
+        return request
+
     def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationRequest:
         """Replace seeds of -1 by concrete random seeds, so the job (and its metadata) records them."""
         rng = rng or random.SystemRandom()
@@ -95,3 +140,11 @@ class GenerationRequest:
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not (low <= value <= high):
         raise InvalidRequest(f"{name} must be a whole number from {low} to {high}, got {value}", field=name)
+
+
+def _expect(name: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and kind is not bool:
+        raise InvalidRequest(f"{name} has the wrong type in the saved request", field=name)
+    if not isinstance(value, kind):
+        raise InvalidRequest(f"{name} has the wrong type in the saved request", field=name)
+    return value

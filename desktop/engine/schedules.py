@@ -21,17 +21,24 @@ def _append_zero(sigmas: torch.Tensor) -> torch.Tensor:
 
 
 def uniform(steps: int, schedule: DiscreteSchedule) -> torch.Tensor:
-    """k-diffusion's ``get_sigmas(n)``: timesteps evenly spaced from 999 to 0, interpolated in log-sigma."""
-    t_max = len(schedule.sigmas) - 1
-    t = torch.linspace(t_max, 0, steps)
-    return _append_zero(schedule.t_to_sigma(t))
+    """A1111's "Uniform": the model wrapper's own ``get_sigmas(n)``.
+
+    For the 1000-step schedule that is k-diffusion's timesteps evenly spaced from 999 to 0,
+    interpolated in log-sigma; LCM's wrapper spaces its own 50 timesteps instead.
+    """
+    return schedule.get_sigmas(steps)
 
 
 def karras(steps: int, schedule: DiscreteSchedule, rho: float = 7.0) -> torch.Tensor:
     """Karras et al. (2022), with the model's own sigma range, as A1111 passes it."""
+    return karras_sigmas(steps, schedule.sigma_min, schedule.sigma_max, rho)
+
+
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """k-diffusion's ``get_sigmas_karras`` for any range (Restart builds its own from the schedule's ends)."""
     ramp = torch.linspace(0, 1, steps)
-    min_inv_rho = schedule.sigma_min ** (1 / rho)
-    max_inv_rho = schedule.sigma_max ** (1 / rho)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
     return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
 
 

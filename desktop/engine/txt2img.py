@@ -20,22 +20,33 @@ from desktop.core.infotext import format_infotext
 from desktop.core.requests import GenerationRequest
 from desktop.core.prompt_syntax import NetworkRef, extract_networks
 from desktop.engine.conditioning import encode_prompt, encode_prompt_sdxl
-from desktop.engine.denoiser import CFGDenoiser, DiscreteSchedule
+from desktop.engine.denoiser import CFGDenoiser, CompVisDenoiser, CompVisTimestepsDenoiser, DiscreteSchedule, WrapperFactory
 from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning, build_prompt_conditioning
 from desktop.engine.loading import LoadedModel
 from desktop.engine.noise import ImageNoise, SeedVariation
-from desktop.engine.samplers import SamplerSpec, find_sampler
+from desktop.engine.samplers import SamplerKind, SamplerSpec, find_sampler
+from desktop.engine.samplers.brownian import BrownianTreeNoise, brownian_sigma_range
+from desktop.engine.samplers.common import NoiseSource
+from desktop.engine.samplers.lcm import LCMDenoiser, LCMSchedule
+from desktop.engine.samplers.timesteps import compvis_timesteps
 from desktop.engine.schedules import AUTOMATIC, SCHEDULE_TYPES, find_schedule
 from desktop.library.taxonomy import ModelFamily
 
 ProgressCallback = Callable[[StepProgress], None]
 ImageCallback = Callable[["GeneratedImage"], None]
+DenoisedCallback = Callable[[int, torch.Tensor], None]  # (1-based step, the model's current x0 estimate)
 
 @dataclass(frozen=True)
 class SamplingPlan:
     sampler: SamplerSpec
     schedule_label: str  # as recorded in infotext ("Automatic", "Karras", ...)
-    sigmas: torch.Tensor
+    sigmas: torch.Tensor  # timestep samplers: the training sigmas of their timesteps, high to low (for the record)
+    timesteps: torch.Tensor | None = None  # A1111's integer timesteps, ascending (DDIM, PLMS, UniPC only)
+
+    @property
+    def steps_input(self) -> torch.Tensor:
+        """What the sampler function walks through: the timesteps of a timestep sampler, else the sigmas."""
+        return self.sigmas if self.timesteps is None else self.timesteps
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,25 @@ class Txt2ImgResult:
     ignored_networks: tuple[NetworkRef, ...] = ()  # <lora:...> tags this engine cannot apply yet
 
 
+# A1111's model wrapper for each sampler class (the inner model of its CFGDenoiser).
+MODEL_WRAPPERS: dict[SamplerKind, WrapperFactory] = {
+    SamplerKind.SIGMAS: CompVisDenoiser,
+    SamplerKind.TIMESTEPS: CompVisTimestepsDenoiser,
+    SamplerKind.LCM: LCMDenoiser,
+}
+
+
 def resolve_sampling(request: GenerationRequest, schedule: DiscreteSchedule, *, sdxl: bool = False) -> SamplingPlan:
     """The sampler and sigmas for the request. "Automatic" means the sampler's own default (A1111)."""
     spec, implied_schedule = find_sampler(request.sampler)
     label = find_schedule(request.schedule)
+    if spec.kind is SamplerKind.TIMESTEPS:
+        # A1111's CompVisSampler ignores the schedule type; infotext still records the one chosen
+        # (create_infotext writes p.scheduler, and only k-diffusion samplers replace it).
+        timesteps = compvis_timesteps(request.steps)
+        return SamplingPlan(spec, label, schedule.sigmas[timesteps].flip(0), timesteps)
+    if spec.kind is SamplerKind.LCM:
+        schedule = LCMSchedule(schedule.alphas_cumprod)  # every schedule type sees LCM's 50-sigma table
     if label == AUTOMATIC and implied_schedule:
         label = implied_schedule  # an old combined name such as "DPM++ 2M Karras"
     if label == AUTOMATIC:
@@ -94,6 +120,7 @@ class Txt2ImgPipeline:
         on_step: ProgressCallback | None = None,
         on_image: ImageCallback | None = None,
         cancel: CancelToken | None = None,
+        on_denoised: DenoisedCallback | None = None,
     ) -> Txt2ImgResult:
         """Run the job; ``on_image`` gets each image as soon as it is decoded (so it can be saved at once)."""
         request = self.check_inputs(request)
@@ -104,7 +131,7 @@ class Txt2ImgPipeline:
         try:
             for batch_index in range(request.batch_count):
                 seeds = request.image_seeds(batch_index)
-                latents = self.sample(request, plan, conditioning, seeds, batch_index, on_step, cancel)
+                latents = self.sample(request, plan, conditioning, seeds, batch_index, on_step, cancel, on_denoised)
                 pixels = self.decode(latents)
                 variation_seeds = request.image_variation_seeds(batch_index)
                 for offset, (seed, image) in enumerate(zip(seeds, self.postprocess(pixels))):
@@ -173,6 +200,7 @@ class Txt2ImgPipeline:
         batch_index: int,
         on_step: ProgressCallback | None,
         cancel: CancelToken | None,
+        on_denoised: DenoisedCallback | None = None,
     ) -> torch.Tensor:
         channels = self.model.unet.config.in_channels
         factor = self.latent_factor
@@ -182,27 +210,60 @@ class Txt2ImgPipeline:
             resize_from=request.resize_seed_from,
         )
         noise = ImageNoise(seeds, (channels, request.height // factor, request.width // factor), variation)
-        x = noise.next() * plan.sigmas[0]
+        first = noise.next()
+        # A1111's timestep samplers start from the unscaled noise (variance-preserving x at t = 999).
+        x = first if plan.sampler.kind is SamplerKind.TIMESTEPS else first * plan.sigmas[0]
         time_ids = None
         if self.model.family is ModelFamily.SDXL:
             # original size, crop top-left, target size: A1111 passes the image size for both.
             time_ids = torch.tensor([[request.height, request.width, 0, 0, request.height, request.width]], dtype=torch.float32)
         denoiser = CFGDenoiser(
-            self.unet, self.schedule, self.model.prediction, conditioning, request.cfg_scale, cancel, time_ids=time_ids
+            self.unet,
+            self.schedule,
+            self.model.prediction,
+            conditioning,
+            request.cfg_scale,
+            cancel,
+            time_ids=time_ids,
+            wrapper=MODEL_WRAPPERS[plan.sampler.kind],
         )
         started = time.perf_counter()
 
-        def step_done(i: int, _denoised: torch.Tensor) -> None:
+        def step_done(i: int, denoised: torch.Tensor) -> None:
+            # DPM adaptive chooses its own step count (and Restart's differs from the request):
+            # progress never claims more than the steps asked for.
+            step = min(i + 1, request.steps)
+            if on_denoised is not None:
+                on_denoised(step, denoised)
             if on_step is not None:
-                on_step(StepProgress(batch_index, request.batch_count, i + 1, request.steps, time.perf_counter() - started))
+                on_step(StepProgress(batch_index, request.batch_count, step, request.steps, time.perf_counter() - started))
 
-        latents = plan.sampler.function(denoiser, x, plan.sigmas, callback=step_done, noise=noise.next)
+        latents = plan.sampler.function(
+            denoiser, x, plan.steps_input, callback=step_done, noise=self.noise_source(plan, noise, x, seeds), **self.sampler_options(plan)
+        )
         if torch.isnan(latents).any():
             raise GenerationError(
                 "the model produced NaN values; try --precision fp32 (or another checkpoint)",
                 hint="precision",
             )
         return latents
+
+    @staticmethod
+    def noise_source(plan: SamplingPlan, noise: ImageNoise, x: torch.Tensor, seeds: list[int]) -> NoiseSource:
+        """The sampler's noise: Brownian trees of this batch's seeds (SDE samplers) or the images' generators."""
+        if plan.sampler.brownian_noise:
+            sigma_min, sigma_max = brownian_sigma_range(plan.sigmas)
+            return BrownianTreeNoise(x, sigma_min, sigma_max, seeds)
+        return lambda sigma, sigma_next: noise.next()
+
+    def sampler_options(self, plan: SamplingPlan) -> dict[str, object]:
+        """A1111's txt2img runs DPM fast / adaptive over the model's whole sigma range, whatever the schedule;
+        the timestep samplers read the model's alphas_cumprod."""
+        if plan.sampler.kind is SamplerKind.TIMESTEPS:
+            return {"alphas_cumprod": self.schedule.alphas_cumprod}
+        if plan.sampler.model_sigma_range:
+            return {"sigma_min": self.schedule.sigma_min, "sigma_max": self.schedule.sigma_max}
+        return {}
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latents)

@@ -36,7 +36,7 @@ def _no_callback(i: int, denoised: torch.Tensor) -> None:
     pass
 
 
-def _no_noise() -> torch.Tensor:
+def _no_noise(sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
     raise AssertionError("a deterministic sampler asked for noise")
 
 
@@ -50,7 +50,7 @@ def gaussian_denoiser(s: float = DATA_STD):
 
 
 def _zero_noise_like(shape):
-    return lambda: torch.zeros(shape)
+    return lambda sigma, sigma_next: torch.zeros(shape)
 
 
 def ode_relative_error(sampler, steps: int, schedule_fn, s: float = DATA_STD, noise=None) -> float:
@@ -137,7 +137,7 @@ def _count(sampler, sigmas: torch.Tensor, **kwargs) -> tuple[list[float], int, l
         calls.append(float(sigma))
         return model(x, sigma)
 
-    def noise():
+    def noise(sigma, sigma_next):
         nonlocal draws
         draws += 1
         return torch.randn((1, 4, 4, 4), generator=generator)
@@ -196,8 +196,8 @@ def test_ancestral_samples_depend_on_the_noise():
     sigmas = schedules.karras(6, SCHEDULE)
     x = torch.randn((1, 4, 4, 4), generator=torch.Generator().manual_seed(3)) * sigmas[0]
     for sampler in (sample_dpm_2_ancestral, sample_dpmpp_2s_ancestral):
-        a = sampler(gaussian_denoiser(), x.clone(), sigmas, callback=_no_callback, noise=lambda: torch.ones_like(x))
-        b = sampler(gaussian_denoiser(), x.clone(), sigmas, callback=_no_callback, noise=lambda: -torch.ones_like(x))
+        a = sampler(gaussian_denoiser(), x.clone(), sigmas, callback=_no_callback, noise=lambda sigma, sigma_next: torch.ones_like(x))
+        b = sampler(gaussian_denoiser(), x.clone(), sigmas, callback=_no_callback, noise=lambda sigma, sigma_next: -torch.ones_like(x))
         assert not torch.allclose(a, b)
 
 
@@ -231,21 +231,25 @@ def test_aliases_resolve(alias, name, function):
 
 
 def test_flags_follow_a1111():
-    flags = {name: (find_sampler(name)[0].second_order, find_sampler(name)[0].discard_next_to_last_sigma) for name in NEW_SAMPLERS}
+    """A1111 1.10's samplers_k_diffusion table: (default schedule, second order, discard next-to-last sigma)."""
+    flags = {}
+    for name in NEW_SAMPLERS:
+        spec = find_sampler(name)[0]
+        flags[name] = (spec.default_schedule, spec.second_order, spec.discard_next_to_last_sigma)
     assert flags == {
-        "LMS": (False, False),
-        "Heun": (True, False),
-        "DPM2": (True, True),
-        "DPM2 a": (True, True),
-        "DPM++ 2S a": (True, False),
+        "LMS": (None, False, False),
+        "Heun": (None, True, False),
+        "DPM2": ("Karras", True, True),
+        "DPM2 a": ("Karras", True, True),
+        "DPM++ 2S a": ("Karras", True, False),
     }
 
 
 @pytest.mark.parametrize("sampler", ["DPM2", "DPM2 a", "k_dpm_2"])
-@pytest.mark.parametrize("schedule", ["Automatic", "Karras"])
+@pytest.mark.parametrize("schedule", ["Automatic", "Karras", "Uniform"])
 def test_dpm2_discards_the_next_to_last_sigma(sampler, schedule):
     plan = _plan(sampler, 10, schedule)
-    fn = schedules.uniform if schedule == "Automatic" else schedules.karras
+    fn = schedules.uniform if schedule == "Uniform" else schedules.karras  # Automatic is Karras for DPM2 (A1111)
     eleven = fn(11, SCHEDULE)
     assert plan.sigmas.shape == (11,)  # 10 sigmas + the final 0: still 10 steps
     assert float(plan.sigmas[-1]) == 0.0
@@ -257,6 +261,7 @@ def test_heun_and_lms_use_the_plain_schedule():
     assert torch.equal(_plan("Heun", 10).sigmas, schedules.uniform(10, SCHEDULE))
     assert torch.equal(_plan("LMS", 10).sigmas, schedules.uniform(10, SCHEDULE))
     assert torch.equal(_plan("DPM++ 2S a", 10, "Karras").sigmas, schedules.karras(10, SCHEDULE))
+    assert torch.equal(_plan("DPM++ 2S a", 10).sigmas, schedules.karras(10, SCHEDULE))  # its A1111 default
 
 
 # --------------------------------------------------------------------------------------------

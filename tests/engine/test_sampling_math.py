@@ -49,7 +49,7 @@ def _no_callback(i: int, denoised: torch.Tensor) -> None:
     pass
 
 
-def _no_noise() -> torch.Tensor:
+def _no_noise(sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
     raise AssertionError("a deterministic sampler asked for noise")
 
 
@@ -262,7 +262,7 @@ def _run_euler_ancestral(steps: int, s: float, seed: int = 11) -> tuple[torch.Te
     shape = (5, 4, 32, 32)  # 20480 elements
     draws = 0
 
-    def noise() -> torch.Tensor:
+    def noise(sigma, sigma_next) -> torch.Tensor:
         nonlocal draws
         draws += 1
         return torch.randn(shape, generator=generator)
@@ -328,7 +328,7 @@ def test_callback_runs_once_per_step_with_zero_based_indices(name):
         x,
         sigmas,
         callback=lambda i, denoised: calls.append((i, denoised)),
-        noise=lambda: torch.randn((1, 4, 4, 4), generator=generator),
+        noise=lambda sigma, sigma_next: torch.randn((1, 4, 4, 4), generator=generator),
     )
     assert [i for i, _ in calls] == list(range(steps))
     assert all(d.shape == x.shape for _, d in calls)
@@ -375,7 +375,7 @@ def test_cancel_in_a_callback_stops_before_the_next_unet_call(name):
     sigmas = schedules.karras(10, SCHEDULE)
     x = torch.randn((1, 4, 4, 4), generator=torch.Generator().manual_seed(0)) * sigmas[0]
     with pytest.raises(Cancelled):
-        SAMPLER_FUNCTIONS[name](denoiser, x, sigmas, callback=callback, noise=lambda: torch.zeros_like(x))
+        SAMPLER_FUNCTIONS[name](denoiser, x, sigmas, callback=callback, noise=lambda sigma, sigma_next: torch.zeros_like(x))
     assert calls_at_cancel == 3
     assert len(unet.calls) - calls_at_cancel <= 1
     assert denoiser.model_calls == 3

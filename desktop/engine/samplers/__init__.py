@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from desktop.engine.samplers.registry import SAMPLERS, SamplerSpec, find_sampler, sampler_names
+from desktop.engine.samplers.registry import SAMPLERS, SamplerKind, SamplerSpec, find_sampler, sampler_names
 
-__all__ = ["SAMPLERS", "SamplerSpec", "find_sampler", "sampler_names"]
+__all__ = ["SAMPLERS", "SamplerKind", "SamplerSpec", "find_sampler", "sampler_names"]

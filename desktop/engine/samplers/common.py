@@ -7,7 +7,9 @@ from collections.abc import Callable
 import torch
 
 StepCallback = Callable[[int, torch.Tensor], None]  # (step index, denoised) after each step
-NoiseSource = Callable[[], torch.Tensor]  # the next ancestral noise draw, shaped like x
+# k-diffusion's ``noise_sampler(sigma, sigma_next)``: the noise for the step from sigma to sigma_next,
+# shaped like x. The ImageNoise stream ignores the sigmas; the Brownian tree (SDE samplers) needs them.
+NoiseSource = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,6 @@ def sample_dpm_2_ancestral(
             d_2 = to_d(x_2, sigma_mid, denoised_2)
             x = x + d_2 * (sigma_down - sigmas[i])
         if sigmas[i + 1] > 0:
-            x = x + noise() * s_noise * sigma_up
+            x = x + noise(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
         callback(i, denoised)
     return x

@@ -36,6 +36,6 @@ def sample_dpmpp_2s_ancestral(
             denoised_2 = model(x_2, sigma_from_t(s))
             x = (sigma_from_t(t_next) / sigma_from_t(t)) * x - (-h).expm1() * denoised_2
         if sigmas[i + 1] > 0:
-            x = x + noise() * s_noise * sigma_up
+            x = x + noise(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
         callback(i, denoised)
     return x

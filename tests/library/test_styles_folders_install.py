@@ -1,0 +1,89 @@
+"""A1111 styles.csv, model folder listings, and installing a dropped model file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from desktop.core.cancel import CancelToken, Cancelled
+from desktop.core.errors import ModelFileError, UnsupportedModel
+from desktop.library.install import install_model
+from desktop.library.model_folders import list_models
+from desktop.library.styles import Style, apply_style, read_styles, write_styles
+
+
+def test_styles_read_what_a1111_writes_and_round_trip(tmp_path: Path):
+    path = tmp_path / "styles.csv"
+    path.write_text(
+        'name,prompt,negative_prompt\n"Photo","{prompt}, photo, 35mm","cartoon, drawing"\nNo negative,"film grain",\n,"nameless",\n',
+        encoding="utf-8-sig",
+    )
+    styles = read_styles(path)
+    assert styles == [Style("Photo", "{prompt}, photo, 35mm", "cartoon, drawing"), Style("No negative", "film grain", "")]
+    assert apply_style("a cat", styles[0].prompt) == "a cat, photo, 35mm"
+    styles.append(Style("中文, \"quoted\"", "水彩, (watercolor:1.2)", "低质量\nsecond line"))
+    write_styles(path, styles)
+    assert read_styles(path) == styles
+    assert [p.name for p in tmp_path.iterdir()] == ["styles.csv"]  # no temporary file left
+
+
+def test_missing_styles_file_means_no_styles(tmp_path: Path):
+    assert read_styles(tmp_path / "styles.csv") == []
+
+
+def test_models_are_listed_by_kind_from_a1111_and_comfyui_roots(tmp_path: Path):
+    a1111 = tmp_path / "webui" / "models"
+    comfy = tmp_path / "ComfyUI" / "models"
+    for path in (
+        a1111 / "Stable-diffusion" / "sub" / "Anything V5.safetensors",
+        a1111 / "Stable-diffusion" / "old.ckpt",
+        a1111 / "Stable-diffusion" / ".hidden.safetensors",
+        a1111 / "Lora" / "detail.safetensors",
+        a1111.parent / "embeddings" / "easynegative.safetensors",
+        comfy / "checkpoints" / "dreamshaper.safetensors",
+        comfy / "loras" / "style.safetensors",
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    diffusers_folder = a1111 / "Stable-diffusion" / "sd15-diffusers"
+    diffusers_folder.mkdir()
+    (diffusers_folder / "model_index.json").write_text("{}")
+    checkpoints = list_models([a1111, comfy], "checkpoint")
+    assert [entry.name for entry in checkpoints] == ["Anything V5", "dreamshaper", "sd15-diffusers"]
+    assert [entry.name for entry in list_models([a1111, comfy], "lora")] == ["detail", "style"]
+    assert [entry.name for entry in list_models([a1111], "embedding")] == ["easynegative"]
+    assert list_models([tmp_path / "missing"], "vae") == []
+
+
+def test_install_copies_into_the_folder_for_the_kind_and_skips_an_identical_copy(tmp_path: Path, tiny_sd1: Path):
+    source = tmp_path / "下载" / "my model 🎨.safetensors"
+    source.parent.mkdir()
+    shutil.copy(tiny_sd1, source)
+    seen: list[tuple[int, int]] = []
+    installed = install_model(source, tmp_path / "models", progress=lambda done, total: seen.append((done, total)))
+    assert installed == tmp_path / "models" / "Stable-diffusion" / source.name
+    assert installed.read_bytes() == source.read_bytes()
+    assert seen[-1] == (source.stat().st_size, source.stat().st_size)
+    assert install_model(source, tmp_path / "models") == installed  # same content: not copied again
+
+    different = tmp_path / "other" / source.name
+    different.parent.mkdir()
+    different.write_bytes(installed.read_bytes()[:-1] + bytes([installed.read_bytes()[-1] ^ 1]))  # other weights
+    second = install_model(different, tmp_path / "models")
+    assert second.name == "my model 🎨 (2).safetensors" and installed.read_bytes() == source.read_bytes()
+    with pytest.raises(ModelFileError):
+        install_model(tmp_path / "nothing.safetensors", tmp_path / "models")
+
+
+def test_install_refuses_unusable_files_and_cancel_leaves_nothing(tmp_path: Path, tiny_sd1: Path):
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises((UnsupportedModel, ModelFileError)):
+        install_model(pickle, tmp_path / "models")
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        install_model(tiny_sd1, tmp_path / "models", cancel=cancel)
+    assert list((tmp_path / "models" / "Stable-diffusion").iterdir()) == []
