@@ -1,17 +1,19 @@
-"""``python -m desktop``: headless commands (``generate``, ``info``); the window comes with the UI."""
+"""``python -m desktop`` opens the window; ``python -m desktop generate ...`` and ``info`` are headless."""
 
 from __future__ import annotations
 
 import sys
 
+GUI_FLAGS = ("--time-to-window",)
+
 
 def main() -> int:
+    if len(sys.argv) == 1 or sys.argv[1] in GUI_FLAGS:
+        from desktop.app import main as app_main
+
+        return app_main(sys.argv)
     from desktop.cli import main as cli_main
 
-    if len(sys.argv) == 1:
-        print("Diffusion Desktop: the window is not built yet. Headless commands:", file=sys.stderr)
-        cli_main(["--help"])
-        return 0
     return cli_main(sys.argv[1:])
 
 

@@ -8,12 +8,15 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BELOW_UI = [
-    "desktop.core.errors", "desktop.core.cancel", "desktop.core.requests", "desktop.core.infotext",
-    "desktop.core.generation_params", "desktop.core.events", "desktop.library.probe", "desktop.library.hashes",
-    "desktop.library.outputs", "desktop.engine.loading", "desktop.engine.txt2img", "desktop.engine.samplers",
-    "desktop.backends.torch_backend", "desktop.cli",
-]
+BELOW_UI_PACKAGES = ("core", "library", "engine", "backends")
+BELOW_UI = sorted(
+    ["desktop.cli"]
+    + [
+        "desktop." + ".".join(path.relative_to(REPO / "desktop").with_suffix("").parts).removesuffix(".__init__")
+        for package in BELOW_UI_PACKAGES
+        for path in (REPO / "desktop" / package).rglob("*.py")
+    ]
+)
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +67,19 @@ def test_import_contracts_hold():
     linter = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(linter)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_ui_and_the_app_start_without_torch():
+    """The window must open before torch loads: the UI gets the engine only through factories."""
+    result = _run(
+        """
+        import pkgutil, importlib, sys
+        import desktop.ui, desktop.app
+        for module in pkgutil.walk_packages(desktop.ui.__path__, "desktop.ui."):
+            importlib.import_module(module.name)
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "transformers", "numpy"))
+        print(heavy)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,803 @@
+"""The main window: prompt editors and parameters on the left, the result on the right, panes for
+models, the gallery and the queue, and a Mac menu bar. The engine runs on its own QThread."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core import settings as keys
+from desktop.core.cancel import CancelToken
+from desktop.core.errors import DesktopError, InvalidRequest
+from desktop.core.events import ImageSaved, JobReport, PreviewImage, StepProgress
+from desktop.library.model_folders import list_models
+from desktop.library.styles import Style, apply_style, read_styles, write_styles
+from desktop.ui.engine_worker import Engine, EngineWorker
+from desktop.ui.image_view import ImageView, preview_to_image
+from desktop.ui.job_queue import RUNNING, JobQueue
+from desktop.ui.parameters import ParametersPanel
+from desktop.ui.preferences import PreferencesDialog
+from desktop.ui.prompt_editor import PromptEditor
+from desktop.ui.settings_store import SettingsStore
+
+TokenCounter = Callable[[str], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """Where the app keeps its files (QStandardPaths locations in the app; temporary folders in tests)."""
+
+    settings_file: Path
+    queue_file: Path
+    styles_file: Path
+    default_output_dir: Path
+    models_dir: Path  # the app's own A1111-layout models folder
+
+
+class MainWindow(QMainWindow):
+    engine_options_changed = Signal(dict)  # to the worker (queued): output_dir, device, precision...
+    warm_up_engine = Signal()
+    job_done = Signal(str, object)  # job id, JobReport: after the window has shown the outcome
+    shutdown_requested = Signal()
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        store: SettingsStore,
+        engine_factory: Callable[[dict], Engine],
+        *,
+        count_tokens: TokenCounter | None = None,
+    ) -> None:
+        super().__init__()
+        self.paths = paths
+        self.store = store
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self.setUnifiedTitleAndToolBarOnMac(True)
+        self._job_started_at: dict[str, float] = {}
+        self._last_progress: StepProgress | None = None
+        self._installing: list[CancelToken] = []
+
+        # engine thread
+        self.engine_thread = QThread(self)
+        self.engine_thread.setObjectName("EngineThread")
+        self.worker = EngineWorker(engine_factory)
+        self.worker.moveToThread(self.engine_thread)
+        self.queue = JobQueue(paths.queue_file, self)
+
+        self._build_widgets(count_tokens)
+        self._build_docks()
+        self._build_menus()
+        self._connect()
+        self.retranslate()
+        self._restore()
+        self.refresh_models()
+        self.engine_thread.start()
+        self._apply_engine_options()
+
+    def start_engine(self) -> None:
+        """Import torch in the engine thread now, while the user is still typing."""
+        self.warm_up_engine.emit()
+
+    # --- construction ----------------------------------------------------------------------------
+
+    def _build_widgets(self, count_tokens: TokenCounter | None) -> None:
+        self.prompt = PromptEditor(count_tokens=count_tokens)
+        self.negative_prompt = PromptEditor(count_tokens=count_tokens)
+        self.prompt.setObjectName("prompt")
+        self.negative_prompt.setObjectName("negative_prompt")
+        self.styles = QComboBox()
+        self.styles.setMinimumContentsLength(12)
+        self.apply_style_button = QToolButton()
+        self.save_style_button = QToolButton()
+        self.generate_button = QPushButton()
+        self.generate_button.setObjectName("generate")
+        self.generate_button.setDefault(True)
+        self.generate_button.setMinimumHeight(44)
+        font = self.generate_button.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.generate_button.setFont(font)
+        self.cancel_button = QPushButton()
+        self.skip_button = QPushButton()
+        self.forever_box = QCheckBox()
+        self.parameters = ParametersPanel()
+
+        self.prompt_label, self.negative_label, self.styles_label = QLabel(), QLabel(), QLabel()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.prompt_label)
+        left_layout.addWidget(self.prompt, 3)
+        left_layout.addWidget(self.negative_label)
+        left_layout.addWidget(self.negative_prompt, 2)
+        self.prompt.setMinimumHeight(90)
+        self.negative_prompt.setMinimumHeight(60)
+        styles_row = QHBoxLayout()
+        styles_row.addWidget(self.styles_label)
+        styles_row.addWidget(self.styles, 1)
+        styles_row.addWidget(self.apply_style_button)
+        styles_row.addWidget(self.save_style_button)
+        left_layout.addLayout(styles_row)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button, 3)
+        buttons.addWidget(self.skip_button, 1)
+        buttons.addWidget(self.cancel_button, 1)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.forever_box)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.parameters)
+        left_layout.addWidget(scroll, 6)
+        left.setMinimumWidth(400)
+
+        # right: welcome page or result page
+        self.image_view = ImageView()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setMaximumHeight(8)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("progress_label")
+        self.error_banner = QLabel()
+        self.error_banner.setObjectName("error_banner")
+        self.error_banner.setWordWrap(True)
+        self.error_banner.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote hostile file names
+        self.error_banner.setStyleSheet(
+            "QLabel#error_banner { background: rgba(220, 60, 50, 0.14); border: 1px solid rgba(220, 60, 50, 0.5);"
+            " border-radius: 6px; padding: 8px; }"
+        )
+        self.error_banner.hide()
+        result_page = QWidget()
+        result_layout = QVBoxLayout(result_page)
+        result_layout.setContentsMargins(0, 0, 0, 0)
+        result_layout.addWidget(self.image_view, 1)
+        result_layout.addWidget(self.progress_bar)
+        result_layout.addWidget(self.progress_label)
+
+        self.welcome = QLabel()
+        self.welcome.setObjectName("welcome")
+        self.welcome.setWordWrap(True)
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setTextFormat(Qt.TextFormat.PlainText)
+        self.welcome.setMargin(40)
+        self.open_models_button = QPushButton()
+        welcome_page = QWidget()
+        welcome_layout = QVBoxLayout(welcome_page)
+        welcome_layout.addStretch(1)
+        welcome_layout.addWidget(self.welcome)
+        welcome_layout.addWidget(self.open_models_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        welcome_layout.addStretch(1)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(welcome_page)
+        self.pages.addWidget(result_page)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("main_splitter")
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.error_banner)  # above both pages: errors show on the welcome page too
+        right_layout.addWidget(self.pages, 1)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([460, 700])
+        self.setCentralWidget(self.splitter)
+        self.resize(1280, 820)
+
+    def _build_docks(self) -> None:
+        self.models_list = QListWidget()
+        self.models_list.setObjectName("models_list")
+        self.models_dock = self._dock("models_dock", self.models_list, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.gallery = QListWidget()
+        self.gallery.setObjectName("gallery")
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(96, 96))
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setMinimumHeight(130)
+        self.gallery_dock = self._dock("gallery_dock", self.gallery, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        self.queue_view = QListView()
+        self.queue_view.setObjectName("queue_view")
+        self.queue_view.setModel(self.queue)
+        self.queue_view.setAlternatingRowColors(True)
+        self.queue_up, self.queue_down, self.queue_remove = QToolButton(), QToolButton(), QToolButton()
+        self.queue_pause, self.queue_clear = QToolButton(), QToolButton()
+        self.queue_pause.setCheckable(True)
+        self.queue_up.setText("▲")
+        self.queue_down.setText("▼")
+        queue_panel = QWidget()
+        queue_layout = QVBoxLayout(queue_panel)
+        queue_layout.setContentsMargins(4, 4, 4, 4)
+        queue_layout.addWidget(self.queue_view, 1)
+        queue_buttons = QHBoxLayout()
+        for button in (self.queue_up, self.queue_down, self.queue_remove, self.queue_pause, self.queue_clear):
+            queue_buttons.addWidget(button)
+        queue_buttons.addStretch(1)
+        queue_layout.addLayout(queue_buttons)
+        self.queue_dock = self._dock("queue_dock", queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.queue_dock, self.models_dock)  # one column on the right, two tabs
+        self.queue_dock.raise_()
+        self.resizeDocks([self.queue_dock], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.gallery_dock], [140], Qt.Orientation.Vertical)
+
+    def _dock(self, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        def action(shortcut: QKeySequence | str | None = None, role: QAction.MenuRole | None = None) -> QAction:
+            item = QAction(self)
+            if shortcut is not None:
+                item.setShortcut(QKeySequence(shortcut))
+            if role is not None:
+                item.setMenuRole(role)
+            return item
+
+        # On macOS Qt moves About, Preferences and Quit into the application menu by their roles.
+        self.about_action = action(None, QAction.MenuRole.AboutRole)
+        self.preferences_action = action(QKeySequence.StandardKey.Preferences, QAction.MenuRole.PreferencesRole)
+        if self.preferences_action.shortcut().isEmpty():
+            self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.quit_action = action(QKeySequence.StandardKey.Quit, QAction.MenuRole.QuitRole)
+        self.open_model_action = action(QKeySequence.StandardKey.Open)
+        self.import_model_action = action("Ctrl+Shift+I")
+        self.reveal_output_action = action("Ctrl+Shift+O")
+        self.refresh_models_action = action("Ctrl+R")
+        self.generate_action = action("Ctrl+Return")
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.cancel_action = action("Ctrl+.")
+        self.skip_action = action("Ctrl+Shift+.")
+        self.minimize_action = action("Ctrl+M")
+        self.help_action = action(QKeySequence.StandardKey.HelpContents)
+
+        bar = self.menuBar()
+        self.app_menu = bar.addMenu("")
+        self.app_menu.addAction(self.about_action)
+        self.app_menu.addAction(self.preferences_action)
+        self.app_menu.addSeparator()
+        self.app_menu.addAction(self.quit_action)
+        self.file_menu = bar.addMenu("")
+        self.file_menu.addAction(self.open_model_action)
+        self.file_menu.addAction(self.import_model_action)
+        self.file_menu.addAction(self.refresh_models_action)
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.reveal_output_action)
+        self.edit_menu = bar.addMenu("")
+        self.undo_action, self.redo_action = action(QKeySequence.StandardKey.Undo), action(QKeySequence.StandardKey.Redo)
+        self.edit_menu.addAction(self.undo_action)
+        self.edit_menu.addAction(self.redo_action)
+        self.view_menu = bar.addMenu("")
+        for dock in (self.models_dock, self.gallery_dock, self.queue_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.generate_menu = bar.addMenu("")
+        self.generate_menu.addAction(self.generate_action)
+        self.generate_menu.addAction(self.skip_action)
+        self.generate_menu.addAction(self.cancel_action)
+        self.window_menu = bar.addMenu("")
+        self.window_menu.addAction(self.minimize_action)
+        self.help_menu = bar.addMenu("")
+        self.help_menu.addAction(self.help_action)
+
+    def _connect(self) -> None:
+        worker, queue = self.worker, self.queue
+        queue.start_job.connect(worker.run_job)  # queued: the worker lives in the engine thread
+        worker.job_started.connect(self._on_job_started)
+        worker.progress.connect(self._on_progress)
+        worker.preview.connect(self._on_preview)
+        worker.image_saved.connect(self._on_image_saved)
+        worker.status.connect(self._on_engine_status)  # a bound slot: runs in the GUI thread (a lambda would not)
+        worker.job_finished.connect(self._on_job_finished)
+        queue.load_problem.connect(self.show_error)
+        self.engine_options_changed.connect(worker.configure)
+        self.warm_up_engine.connect(worker.warm_up)
+        self.shutdown_requested.connect(worker.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
+
+        self.generate_button.clicked.connect(self.generate)
+        self.generate_action.triggered.connect(self.generate)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_action.triggered.connect(self.cancel)
+        self.skip_button.clicked.connect(self.skip)
+        self.skip_action.triggered.connect(self.skip)
+        self.forever_box.toggled.connect(self._on_forever_change)
+        self.apply_style_button.clicked.connect(self.apply_selected_style)
+        self.save_style_button.clicked.connect(self.save_prompt_as_style)
+        self.open_models_button.clicked.connect(self.reveal_models_folder)
+        self.models_list.itemActivated.connect(lambda item: self.parameters.select_checkpoint(item.data(Qt.ItemDataRole.UserRole)))
+        self.gallery.itemActivated.connect(self._on_gallery_activated)
+
+        self.queue_up.clicked.connect(lambda: self._move_selected_job(-1))
+        self.queue_down.clicked.connect(lambda: self._move_selected_job(1))
+        self.queue_remove.clicked.connect(self._remove_selected_job)
+        self.queue_pause.toggled.connect(queue.set_paused)
+        self.queue_clear.clicked.connect(queue.clear_ended)
+        queue.paused_changed.connect(self.queue_pause.setChecked)
+
+        self.about_action.triggered.connect(self.show_about)
+        self.preferences_action.triggered.connect(self.show_preferences)
+        self.quit_action.triggered.connect(self.close)
+        self.open_model_action.triggered.connect(self.open_model)
+        self.import_model_action.triggered.connect(self.import_models)
+        self.refresh_models_action.triggered.connect(self.refresh_models)
+        self.reveal_output_action.triggered.connect(self.reveal_output_folder)
+        self.minimize_action.triggered.connect(self.showMinimized)
+        self.help_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl("https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki")))
+        self.undo_action.triggered.connect(lambda: self._focused_editor_call("undo"))
+        self.redo_action.triggered.connect(lambda: self._focused_editor_call("redo"))
+
+    def retranslate(self) -> None:
+        tr = self.tr
+        self.setWindowTitle(tr("Diffusion Desktop"))
+        self.prompt_label.setText(tr("Prompt"))
+        self.negative_label.setText(tr("Negative prompt"))
+        self.styles_label.setText(tr("Styles"))
+        self.apply_style_button.setText(tr("Apply"))
+        self.apply_style_button.setToolTip(tr("Add the style's text to the prompts"))
+        self.save_style_button.setText(tr("Save…"))
+        self.save_style_button.setToolTip(tr("Save the current prompts as a style"))
+        self.generate_button.setText(tr("Generate"))
+        self.generate_button.setToolTip(tr("Add to the queue (⌘↩)"))
+        self.cancel_button.setText(tr("Cancel"))
+        self.cancel_button.setToolTip(tr("Stop the running job (⌘.)"))
+        self.skip_button.setText(tr("Skip"))
+        self.skip_button.setToolTip(tr("Abandon the current image and go on with the next"))
+        self.forever_box.setText(tr("Generate forever"))
+        self.image_view.set_placeholder(tr("Your images appear here.\nWrite a prompt and press ⌘↩."))
+        self.prompt.set_placeholder_text(tr("Describe the image: a photo of a cat, (masterpiece:1.2), <lora:name:0.8>…"))
+        self.negative_prompt.set_placeholder_text(tr("What to avoid: blurry, low quality…"))
+        self.welcome.setText(
+            tr(
+                "Welcome to Diffusion Desktop.\n\nNo model is installed yet. Download a Stable Diffusion "
+                "checkpoint (.safetensors) from civitai.com or huggingface.co, then drop it on this window "
+                "or put it in the models folder:\n\n{folder}"
+            ).replace("{folder}", str(self.paths.models_dir / "Stable-diffusion"))
+        )
+        self.open_models_button.setText(tr("Open the Models Folder"))
+        self.models_dock.setWindowTitle(tr("Models"))
+        self.gallery_dock.setWindowTitle(tr("Gallery"))
+        self.queue_dock.setWindowTitle(tr("Queue"))
+        self.queue_up.setToolTip(tr("Move up"))
+        self.queue_down.setToolTip(tr("Move down"))
+        self.queue_remove.setText(tr("Remove"))
+        self.queue_pause.setText(tr("Pause"))
+        self.queue_clear.setText(tr("Clear finished"))
+        for menu, text in (
+            (self.app_menu, tr("Diffusion Desktop")),
+            (self.file_menu, tr("File")),
+            (self.edit_menu, tr("Edit")),
+            (self.view_menu, tr("View")),
+            (self.generate_menu, tr("Generate")),
+            (self.window_menu, tr("Window")),
+            (self.help_menu, tr("Help")),
+        ):
+            menu.setTitle(text)
+        for item, text in (
+            (self.about_action, tr("About Diffusion Desktop")),
+            (self.preferences_action, tr("Preferences…")),
+            (self.quit_action, tr("Quit Diffusion Desktop")),
+            (self.open_model_action, tr("Open Model…")),
+            (self.import_model_action, tr("Import Model…")),
+            (self.refresh_models_action, tr("Refresh Models")),
+            (self.reveal_output_action, tr("Reveal Output Folder")),
+            (self.undo_action, tr("Undo")),
+            (self.redo_action, tr("Redo")),
+            (self.generate_action, tr("Generate")),
+            (self.skip_action, tr("Skip Image")),
+            (self.cancel_action, tr("Cancel")),
+            (self.minimize_action, tr("Minimize")),
+            (self.help_action, tr("Diffusion Desktop Help")),
+        ):
+            item.setText(text)
+        self.parameters.retranslate()
+        self._update_buttons()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        store = self.store
+        self.prompt.set_text(store.get(keys.PROMPT))
+        self.negative_prompt.set_text(store.get(keys.NEGATIVE_PROMPT))
+        geometry, state = store.get_bytes("window/geometry"), store.get_bytes("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        splitter = store.get_bytes("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self._reload_styles()
+        restored = self.queue.restore()
+        if restored:
+            self.queue.set_paused(True)  # let the user look before old jobs start
+            self.statusBar().showMessage(
+                self.tr("{count} queued job(s) restored; press Pause to resume.").replace("{count}", str(restored)), 15000
+            )
+        if store.set_aside is not None:
+            self.show_error(
+                self.tr("The settings file was damaged and has been set aside ({name}); defaults are in use.").replace(
+                    "{name}", store.set_aside.name
+                )
+            )
+
+    def save_state(self) -> None:
+        store = self.store
+        store.set(keys.PROMPT, self.prompt.text())
+        store.set(keys.NEGATIVE_PROMPT, self.negative_prompt.text())
+        self.parameters.save(store)
+        store.set_bytes("window/geometry", self.saveGeometry())
+        store.set_bytes("window/state", self.saveState())
+        store.set_bytes("window/splitter", self.splitter.saveState())
+        store.sync()
+
+    def model_roots(self) -> list[Path]:
+        return [self.paths.models_dir, *(Path(folder) for folder in self.store.get(keys.MODEL_FOLDERS))]
+
+    def output_dir(self) -> Path:
+        chosen = self.store.get(keys.OUTPUT_FOLDER)
+        return Path(chosen) if chosen else self.paths.default_output_dir
+
+    @Slot()
+    def refresh_models(self) -> None:
+        roots = self.model_roots()
+        checkpoints = list_models(roots, "checkpoint")
+        first_time = self.parameters.checkpoint.count() == 0
+        self.parameters.set_checkpoints(checkpoints)
+        self.parameters.set_vaes(list_models(roots, "vae"))
+        if first_time:
+            self.parameters.restore(self.store)
+        self.models_list.clear()
+        for entry in checkpoints:
+            item = QListWidgetItem(entry.name)
+            item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
+            item.setToolTip(str(entry.path))
+            self.models_list.addItem(item)
+        if hasattr(self.prompt, "set_completion_names"):
+            names = {kind: [entry.name for entry in list_models(roots, kind)] for kind in ("lora", "embedding", "hypernetwork")}
+            for editor in (self.prompt, self.negative_prompt):
+                editor.set_completion_names(names["lora"], names["embedding"], names["hypernetwork"])
+        self.pages.setCurrentIndex(1 if checkpoints else 0)
+
+    def _apply_engine_options(self) -> None:
+        store = self.store
+        self.engine_options_changed.emit(
+            {
+                "output_dir": self.output_dir(),
+                "device": store.get(keys.DEVICE),
+                "precision": store.get(keys.PRECISION),
+                "attention_slicing": store.get(keys.ATTENTION_SLICING),
+                "preview": store.get(keys.PREVIEW) != "off",
+            }
+        )
+
+    # --- commands ------------------------------------------------------------------------------
+
+    @Slot()
+    def generate(self) -> None:
+        """Freeze the current fields into a request and queue it."""
+        try:
+            request = self.parameters.request(self.prompt.text(), self.negative_prompt.text())
+            if request.model_path is None:
+                raise InvalidRequest(self.tr("Choose a checkpoint first (or drop a .safetensors file on the window)."))
+        except (InvalidRequest, ValueError) as error:
+            self.show_error(str(error))
+            return
+        self.hide_error()
+        self.queue.add(request)
+        self.save_state()
+        self._update_buttons()
+
+    @Slot()
+    def cancel(self) -> None:
+        if not self.worker.cancel():
+            waiting = self.queue.waiting()
+            if waiting:
+                self.queue.remove(waiting[-1].id)
+        self.forever_box.setChecked(False)
+
+    @Slot()
+    def skip(self) -> None:
+        self.worker.skip()
+
+    def show_error(self, message: str, hint: str = "") -> None:
+        self.error_banner.setText(message + (f"\n{hint}" if hint else ""))
+        self.error_banner.show()
+
+    def hide_error(self) -> None:
+        self.error_banner.hide()
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            self.tr("About Diffusion Desktop"),
+            self.tr("Diffusion Desktop\nStable Diffusion on your Mac, with A1111's prompts, samplers and seeds."),
+        )
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.store, str(self.paths.default_output_dir), self)
+        if dialog.exec():
+            self._apply_engine_options()
+            self.refresh_models()
+
+    def open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Open Model"), str(self.paths.models_dir), self.tr("Models (*.safetensors)")
+        )
+        if path:
+            self.parameters.set_checkpoints(
+                [*list_models(self.model_roots(), "checkpoint"), *([] if self.parameters.checkpoint.findData(path) >= 0 else [_entry(path)])]
+            )
+            self.parameters.select_checkpoint(path)
+
+    def import_models(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Import Models"), "", self.tr("Models (*.safetensors)"))
+        self.install([Path(path) for path in paths])
+
+    def reveal_output_folder(self) -> None:
+        folder = self.output_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def reveal_models_folder(self) -> None:
+        folder = self.paths.models_dir / "Stable-diffusion"
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def install(self, files: list[Path]) -> None:
+        """Copy dropped model files into the models folder in the background, with progress."""
+        for path in files:
+            token = CancelToken()
+            self._installing.append(token)
+            task = _InstallTask(path, self.paths.models_dir, token)
+            task.signals.progress.connect(self._on_install_progress)
+            task.signals.done.connect(self._on_install_done)
+            QThreadPool.globalInstance().start(task)
+
+    # --- styles --------------------------------------------------------------------------------
+
+    def _reload_styles(self) -> None:
+        try:
+            styles = read_styles(self.paths.styles_file)
+        except DesktopError as error:
+            self.show_error(str(error))
+            styles = []
+        self.styles.clear()
+        for style in styles:
+            self.styles.addItem(style.name, style)
+
+    def apply_selected_style(self) -> None:
+        style = self.styles.currentData()
+        if style is None:
+            return
+        self.prompt.set_text(apply_style(self.prompt.text(), style.prompt))
+        self.negative_prompt.set_text(apply_style(self.negative_prompt.text(), style.negative_prompt))
+
+    def save_prompt_as_style(self, name: str | None = None) -> None:
+        if not name:
+            from PySide6.QtWidgets import QInputDialog
+
+            name, ok = QInputDialog.getText(self, self.tr("Save Style"), self.tr("Style name:"))
+            if not ok or not name.strip():
+                return
+        styles = [s for s in read_styles(self.paths.styles_file) if s.name != name.strip()]
+        styles.append(Style(name.strip(), self.prompt.text(), self.negative_prompt.text()))
+        write_styles(self.paths.styles_file, styles)
+        self._reload_styles()
+        self.styles.setCurrentIndex(self.styles.findText(name.strip()))
+
+    # --- worker events -------------------------------------------------------------------------
+
+    @Slot(str)
+    def _on_job_started(self, job_id: str) -> None:
+        self._job_started_at[job_id] = time.perf_counter()
+        self._last_progress = None
+        self.progress_bar.setRange(0, 0)  # busy until the first step (loading the model)
+        self.progress_label.setText(self.tr("Loading the model…"))
+        self._update_buttons()
+
+    @Slot(str, object)
+    def _on_progress(self, job_id: str, step: StepProgress) -> None:
+        self._last_progress = step
+        total = step.batch_count * step.total_steps
+        done = step.image_index * step.total_steps + step.step
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
+        rate = step.iterations_per_second
+        remaining = (total - done) / rate if rate > 0 else 0.0
+        text = self.tr("Step {step}/{total} · {rate} it/s · {eta} left").replace("{step}", str(step.step))
+        text = text.replace("{total}", str(step.total_steps)).replace("{rate}", f"{rate:.2f}").replace("{eta}", _duration(remaining))
+        if step.batch_count > 1:
+            text = self.tr("Batch {index}/{count}").replace("{index}", str(step.image_index + 1)).replace(
+                "{count}", str(step.batch_count)
+            ) + " · " + text
+        self.progress_label.setText(text)
+        self.queue.on_progress(job_id, done / total if total else 0.0)
+
+    @Slot(str)
+    def _on_engine_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
+    @Slot(str, object)
+    def _on_preview(self, _job_id: str, preview: PreviewImage) -> None:
+        self.image_view.set_image(preview_to_image(preview))
+
+    @Slot(str, object)
+    def _on_image_saved(self, job_id: str, saved: ImageSaved) -> None:
+        pixmap = QPixmap(saved.path)
+        self.image_view.set_image(pixmap)
+        self.queue.on_image_saved(job_id, saved.path)
+        self.parameters.note_last_seed(saved.seed)
+        item = QListWidgetItem(QIcon(pixmap.scaled(192, 192, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)), "")
+        item.setData(Qt.ItemDataRole.UserRole, saved.path)
+        item.setToolTip(saved.infotext)
+        self.gallery.insertItem(0, item)
+
+    @Slot(str, object)
+    def _on_job_finished(self, job_id: str, report: JobReport) -> None:
+        self.queue.on_job_finished(job_id, report)
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1 if report.outcome == "finished" else 0)
+        outcomes = {
+            "finished": self.tr("Done: {count} image(s) in {seconds} s"),
+            "cancelled": self.tr("Cancelled after {count} image(s)"),
+            "failed": self.tr("Failed"),
+        }
+        self.progress_label.setText(
+            outcomes[report.outcome].replace("{count}", str(len(report.images))).replace("{seconds}", f"{report.seconds:.1f}")
+        )
+        if report.failure is not None:
+            self.show_error(report.failure.message, report.failure.hint)
+        elif report.warnings:
+            self.show_error("\n".join(report.warnings))
+        self._update_buttons()
+        self.job_done.emit(job_id, report)
+
+    def _on_install_progress(self, name: str, done: int, total: int) -> None:
+        percent = int(done * 100 / total) if total else 100
+        self.statusBar().showMessage(self.tr("Installing {name}: {percent}%").replace("{name}", name).replace("{percent}", str(percent)))
+
+    def _on_install_done(self, name: str, error: str) -> None:
+        if error:
+            self.show_error(self.tr("Could not install {name}: {error}").replace("{name}", name).replace("{error}", error))
+        else:
+            self.statusBar().showMessage(self.tr("Installed {name}").replace("{name}", name), 8000)
+        self.refresh_models()
+
+    def _on_forever_change(self, on: bool) -> None:
+        self.queue.generate_forever = on
+        if on and self.queue.running() is None and not self.queue.waiting():
+            self.generate()
+
+    def _on_gallery_activated(self, item: QListWidgetItem) -> None:
+        self.image_view.set_image(QPixmap(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _selected_job_id(self) -> str | None:
+        index = self.queue_view.currentIndex()
+        job = index.data(JobQueue.JobRole) if index.isValid() else None
+        return job.id if job is not None else None
+
+    def _move_selected_job(self, delta: int) -> None:
+        job_id = self._selected_job_id()
+        if job_id and self.queue.move(job_id, delta):
+            row = next(i for i, job in enumerate(self.queue.jobs) if job.id == job_id)
+            self.queue_view.setCurrentIndex(self.queue.index(row))
+
+    def _remove_selected_job(self) -> None:
+        job_id = self._selected_job_id()
+        if job_id is None:
+            return
+        job = self.queue.job(job_id)
+        if job is not None and job.state == RUNNING:
+            self.worker.cancel(job_id)
+        else:
+            self.queue.remove(job_id)
+
+    def _update_buttons(self) -> None:
+        running = self.queue.running() is not None
+        self.cancel_button.setEnabled(running or bool(self.queue.waiting()))
+        self.skip_button.setEnabled(running)
+
+    def _focused_editor_call(self, method: str) -> None:
+        widget = QApplication.focusWidget()
+        if widget is not None and hasattr(widget, method):
+            getattr(widget, method)()
+
+    # --- drag and drop ---------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if any(url.toLocalFile().lower().endswith(".safetensors") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        files = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        models = [path for path in files if path.suffix.lower() == ".safetensors"]
+        if models:
+            event.acceptProposedAction()
+            self.install(models)
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.save_state()
+        for token in self._installing:
+            token.cancel()
+        self.shutdown_engine()
+        super().closeEvent(event)
+
+    def shutdown_engine(self, timeout_ms: int = 30000) -> None:
+        """Cancel the running job (it stops within a step), then stop the thread; never kill it."""
+        if not self.engine_thread.isRunning():
+            return
+        self.queue.set_paused(True)
+        self.worker.cancel()
+        self.shutdown_requested.emit()  # blocks until the worker has finished its job and closed the engine
+        self.engine_thread.quit()
+        self.engine_thread.wait(timeout_ms)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _entry(path: str):
+    from desktop.library.model_folders import ModelEntry
+
+    return ModelEntry(Path(path).stem, Path(path), "checkpoint")
+
+
+class _InstallSignals(QObject):
+    progress = Signal(str, object, object)  # name, bytes done, total (Python ints: files exceed 2 GB)
+    done = Signal(str, str)  # name, error ("" when installed)
+
+
+class _InstallTask(QRunnable):
+    def __init__(self, source: Path, models_dir: Path, cancel: CancelToken) -> None:
+        super().__init__()
+        self.source, self.models_dir, self.cancel = source, models_dir, cancel
+        self.signals = _InstallSignals()
+
+    def run(self) -> None:
+        from desktop.library.install import install_model
+
+        name = self.source.name
+        try:
+            install_model(
+                self.source, self.models_dir, progress=lambda done, total: self.signals.progress.emit(name, done, total), cancel=self.cancel
+            )
+        except Exception as error:  # noqa: BLE001 - reported to the user, the app goes on
+            self.signals.done.emit(name, str(error) or type(error).__name__)
+            return
+        self.signals.done.emit(name, "")
