@@ -104,11 +104,11 @@ def test_timesteps_follow_a1111_get_timesteps():
 
 
 @pytest.mark.parametrize("sampler", TIMESTEP_SAMPLERS + ["ddim", "ddim_cfgpp", "plms", "unipc"])
-def test_timestep_samplers_ignore_the_schedule_type_and_record_none(sampler):
+def test_timestep_samplers_ignore_the_schedule_type_and_record_the_choice(sampler):
     for schedule in ("Automatic", "Karras", "Exponential"):
         plan = resolve_sampling(GenerationRequest(prompt="a", steps=20, sampler=sampler, schedule=schedule), SCHEDULE)
         assert plan.sampler.kind is SamplerKind.TIMESTEPS
-        assert plan.schedule_label is None
+        assert plan.schedule_label == schedule  # A1111's infotext writes p.scheduler as chosen
         assert plan.timesteps.tolist() == compvis_timesteps(20).tolist()
         assert torch.equal(plan.steps_input, plan.timesteps)
         # for the record: the training sigmas of those timesteps, high to low
