@@ -7,6 +7,7 @@ on screen before torch starts loading.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -37,24 +38,47 @@ def default_paths():
     )
 
 
-def create_engine(options: dict[str, Any]):
-    """Runs in the engine thread: the first torch import happens here."""
-    from desktop.engine.service import EngineOptions, EngineService
+class EngineLauncher:
+    """Builds the engine for the engine thread and counts prompt tokens for the editors.
 
-    return EngineService(EngineOptions(**options))
-
-
-class TokenCounter:
-    """A1111's "37/75" counter with the bundled CLIP tokenizer, loaded on first use (off the GUI thread)."""
+    torch, diffusers and transformers are imported by one thread at a time: transformers' lazy
+    modules fail ("cannot import name ...") when two threads import them for the first time at
+    once, and here the engine thread and the token counter's pool thread both would.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._import_lock = threading.Lock()
+        self._imported = False
         self._tokenizer: Any = None
 
-    def __call__(self, text: str) -> tuple[int, int]:
+    def import_engine(self) -> None:
+        with self._import_lock:
+            if self._imported:
+                return
+            import desktop.engine.conditioning  # noqa: F401
+            import desktop.engine.txt2img  # noqa: F401
+            from desktop.engine.loading import import_model_classes
+
+            import_model_classes()
+            # Everything imported so far lives as long as the app: keep it out of the garbage
+            # collector's full passes, which otherwise hold the GIL (and freeze the window) for
+            # longer the more the engine has imported.
+            gc.freeze()
+            self._imported = True
+
+    def create_engine(self, options: dict[str, Any]):
+        """Runs in the engine thread: the first torch import happens here."""
+        self.import_engine()
+        from desktop.engine.service import EngineOptions, EngineService
+
+        return EngineService(EngineOptions(**options))
+
+    def count_tokens(self, text: str) -> tuple[int, int]:
+        """A1111's "37/75" counter with the bundled CLIP tokenizer, loaded on first use (off the GUI thread)."""
+        self.import_engine()
         from desktop.engine.conditioning import count_tokens
 
-        with self._lock:
+        with self._import_lock:
             if self._tokenizer is None:
                 from desktop.engine.loading import load_tokenizers
                 from desktop.library.taxonomy import ModelFamily
@@ -79,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     paths = default_paths()
     store = SettingsStore(paths.settings_file)
-    window = MainWindow(paths, store, create_engine, count_tokens=TokenCounter())
+    launcher = EngineLauncher()
+    window = MainWindow(paths, store, launcher.create_engine, count_tokens=launcher.count_tokens)
     window.show()
     if "--time-to-window" in (argv or sys.argv):  # measured by the tests: print, then leave
         app.processEvents()

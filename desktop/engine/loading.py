@@ -70,6 +70,18 @@ class LoadedModel:
         return float(self.vae.config.scaling_factor)
 
 
+def import_model_classes() -> None:
+    """Import every class loading needs, ahead of time (the app does it at startup, in its engine thread).
+
+    diffusers and transformers import their model classes lazily, on first use; doing that during
+    the first load made Python hold the GIL for 100-250 ms at a time (imports and the garbage
+    collections they trigger), freezing the window.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint  # noqa: F401
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401
+
+
 def load_model(
     path: Path,
     plan: DevicePlan,

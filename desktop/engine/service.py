@@ -35,7 +35,8 @@ class EngineOptions:
     device: str = "auto"
     precision: str = "auto"
     attention_slicing: bool = False
-    preview: bool = True  # the cheap latent-to-RGB preview every step
+    preview: bool = True  # a preview every step: TAESD when installed, else the cheap projection
+    model_roots: tuple[Path, ...] = ()  # A1111 model roots, searched for TAESD (models/VAE-approx)
 
 
 class _EitherToken(CancelToken):
@@ -64,6 +65,7 @@ class _Loaded:
 class EngineService:
     options: EngineOptions
     _loaded: _Loaded | None = None
+    _taesd: object | None = None  # TaesdPreview, kept between jobs
     _hashes: dict[tuple[str, int, int], Future[str]] = field(default_factory=dict)
     _hash_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-hash"))
 
@@ -107,6 +109,7 @@ class EngineService:
         request = request.with_resolved_seed()
         warnings: list[str] = []
         output_dir = self.options.output_dir
+        previewer = self._previewer(model) if on_preview is not None and self.options.preview else None
 
         for batch_index in range(request.batch_count):
             offset = batch_index * request.batch_size
@@ -121,9 +124,7 @@ class EngineService:
 
             def denoised(step: int, latents, batch_index: int = batch_index) -> None:
                 if on_preview is not None and self.options.preview:
-                    from desktop.engine.preview import cheap_preview
-
-                    on_preview(cheap_preview(latents[0], model.family, image_index=batch_index, step=step))
+                    on_preview(previewer(latents[0], image_index=batch_index, step=step))
 
             def save(generated: GeneratedImage, offset: int = offset) -> None:
                 path = save_png(generated.image, generated.infotext, output_dir, generated.seed)
@@ -170,6 +171,17 @@ class EngineService:
             self._loaded = _Loaded(key, model, info)
         return self._loaded.model, self._loaded.info
 
+    def _previewer(self, model):
+        """TAESD for the model's family when installed (loaded once), else A1111's cheap projection."""
+        from desktop.engine.preview import TaesdPreview, cheap_preview, find_taesd
+
+        folder = find_taesd(self.options.model_roots, model.family)
+        if folder is not None:
+            if self._taesd is None or self._taesd.folder != folder:
+                self._taesd = TaesdPreview(folder, model.plan.device, model.plan.vae_dtype)
+            return self._taesd
+        return lambda latent, **where: cheap_preview(latent, model.family, **where)
+
     def _hash(self, path: Path) -> Future[str]:
         """sha256 of a model file, computed once per (path, size, mtime) while the model loads."""
         from desktop.library.hashes import sha256_file
@@ -185,7 +197,11 @@ class EngineService:
         for name, value in options.items():
             if not hasattr(self.options, name):
                 raise TypeError(f"unknown engine option {name!r}")
-            setattr(self.options, name, Path(value) if name == "output_dir" else value)
+            if name == "output_dir":
+                value = Path(value)
+            elif name == "model_roots":
+                value = tuple(Path(root) for root in value)
+            setattr(self.options, name, value)
 
     def unload(self) -> None:
         self._loaded = None

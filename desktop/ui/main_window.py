@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
     engine_options_changed = Signal(dict)  # to the worker (queued): output_dir, device, precision...
     warm_up_engine = Signal()
     job_done = Signal(str, object)  # job id, JobReport: after the window has shown the outcome
+    engine_ready = Signal()  # the engine thread has loaded torch and the engine
     shutdown_requested = Signal()
 
     def __init__(
@@ -321,6 +322,7 @@ class MainWindow(QMainWindow):
         worker.image_saved.connect(self._on_image_saved)
         worker.status.connect(self._on_engine_status)  # a bound slot: runs in the GUI thread (a lambda would not)
         worker.job_finished.connect(self._on_job_finished)
+        worker.ready.connect(self._on_engine_ready)
         queue.load_problem.connect(self.show_error)
         self.engine_options_changed.connect(worker.configure)
         self.warm_up_engine.connect(worker.warm_up)
@@ -499,6 +501,7 @@ class MainWindow(QMainWindow):
                 "precision": store.get(keys.PRECISION),
                 "attention_slicing": store.get(keys.ATTENTION_SLICING),
                 "preview": store.get(keys.PREVIEW) != "off",
+                "model_roots": tuple(self.model_roots()),  # where TAESD preview weights may be
             }
         )
 
@@ -644,6 +647,11 @@ class MainWindow(QMainWindow):
             ) + " · " + text
         self.progress_label.setText(text)
         self.queue.on_progress(job_id, done / total if total else 0.0)
+
+    @Slot()
+    def _on_engine_ready(self) -> None:
+        self.statusBar().showMessage(self.tr("Ready"), 4000)
+        self.engine_ready.emit()
 
     @Slot(str)
     def _on_engine_status(self, message: str) -> None:

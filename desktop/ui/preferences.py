@@ -54,7 +54,7 @@ class PreferencesDialog(QDialog):
         )
         self.attention_slicing = QCheckBox(self.tr("Attention slicing (less memory, a little slower)"))
         self.attention_slicing.setChecked(store.get(keys.ATTENTION_SLICING))
-        self.preview = _choices(store.get(keys.PREVIEW), {"approx": self.tr("Fast approximation every step"), "off": self.tr("Off")})
+        self.preview = _choices(store.get(keys.PREVIEW), {"approx": self.tr("Every step (TAESD when installed in VAE-approx)"), "off": self.tr("Off")})
         self.language = _choices(
             store.get(keys.LANGUAGE),
             {"system": self.tr("System"), "en": "English", "zh_CN": "简体中文", "bilingual": "中文 + English"},

@@ -114,3 +114,26 @@ def test_failure_descriptions_suggest_a_way_out():
     assert nan.kind == "generation" and "fp32" in nan.hint and not nan.user_error
     unknown = describe_failure(KeyError("x"))
     assert unknown.kind == "internal" and "KeyError" in unknown.message
+
+
+def test_taesd_previews_are_full_size_when_its_weights_are_installed(tmp_path: Path, tiny_sd1: Path):
+    from diffusers import AutoencoderTiny
+
+    roots = tmp_path / "models"
+    taesd = AutoencoderTiny(encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1))
+    taesd.save_pretrained(roots / "VAE-approx" / "taesd", safe_serialization=True)
+    engine = EngineService(EngineOptions(output_dir=tmp_path / "out", device="cpu", precision="fp32", model_roots=(roots,)))
+    previews = []
+    try:
+        assert engine.run(small(tiny_sd1), on_preview=previews.append).outcome == "finished"
+        # the decoder upsamples the 32x32 latent: TAESD ran, not the latent-size projection
+        assert [(p.width, p.height) for p in previews] == [(64, 64)] * 3
+        decoder = engine._taesd
+        engine.run(small(tiny_sd1, seed=7), on_preview=previews.append)
+        assert engine._taesd is decoder  # loaded once
+        engine.configure(model_roots=())
+        previews.clear()
+        engine.run(small(tiny_sd1), on_preview=previews.append)
+        assert (previews[0].width, previews[0].height) == (32, 32)  # back to the cheap projection
+    finally:
+        engine.close()

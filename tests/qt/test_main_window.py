@@ -16,7 +16,7 @@ from PIL import Image
 from PySide6.QtCore import QElapsedTimer, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
-from desktop.app import TokenCounter, create_engine
+from desktop.app import EngineLauncher
 from desktop.core import settings as keys
 from desktop.ui.job_queue import CANCELLED, FAILED, FINISHED, QUEUED
 from desktop.ui.main_window import AppPaths, MainWindow
@@ -53,7 +53,8 @@ def open_window(qtbot, paths: AppPaths, *, steps: int = 4, count_tokens=None) ->
     store = SettingsStore(paths.settings_file)
     if store.get(keys.STEPS) == keys.STEPS.default:
         small_job_settings(store, steps)
-    window = MainWindow(paths, store, create_engine, count_tokens=count_tokens)
+    launcher = EngineLauncher()
+    window = MainWindow(paths, store, launcher.create_engine, count_tokens=launcher.count_tokens if count_tokens else None)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -87,7 +88,9 @@ def outputs(paths: AppPaths) -> list[Path]:
 
 
 def test_cmd_return_makes_an_image_with_metadata_and_the_gui_never_stalls(qtbot, paths: AppPaths):
-    window = open_window(qtbot, paths, count_tokens=TokenCounter())
+    window = open_window(qtbot, paths, count_tokens=True)
+    with qtbot.waitSignal(window.engine_ready, timeout=JOB_TIMEOUT_MS):
+        window.start_engine()  # the app does this at startup: torch and diffusers load while the user types
     window.prompt.set_text("a red (apple:1.2) on a table")
     window.prompt.setFocus()
     recorder = GuiThreadRecorder()
@@ -126,7 +129,7 @@ def test_cmd_return_makes_an_image_with_metadata_and_the_gui_never_stalls(qtbot,
     worst = max(gaps)
     print(f"worst GUI stall while generating: {worst:.0f} ms over {len(gaps)} heartbeats")
     # The target is 100 ms; CI machines are shared, so fail only on a real block (seconds).
-    assert worst < 1000
+    assert worst < 500
 
     ARTIFACTS.mkdir(exist_ok=True)
     window.resize(1280, 820)
@@ -219,7 +222,7 @@ def test_a_corrupt_settings_file_is_set_aside_and_defaults_load(qtbot, paths: Ap
     store = SettingsStore(paths.settings_file)
     assert store.set_aside is not None and store.set_aside.read_bytes().startswith(b"\x00\xff")
     assert store.get(keys.STEPS) == keys.STEPS.default
-    window = MainWindow(paths, store, create_engine)
+    window = MainWindow(paths, store, EngineLauncher().create_engine)
     qtbot.addWidget(window)
     assert window.error_banner.isVisibleTo(window) and store.set_aside.name in window.error_banner.text()
     assert window.parameters.steps.value() == keys.STEPS.default
