@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -127,6 +126,7 @@ def _request_from(args: argparse.Namespace):
         batch_count=args.batch_count,
         clip_skip=args.clip_skip,
         vae_path=args.vae,
+        model_path=args.model,
         novelai_emphasis=args.novelai_emphasis,
         variation_seed=args.variation_seed,
         variation_strength=args.variation_strength,
@@ -182,7 +182,7 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         with _cancel_on_ctrl_c(cancel):
             report = service.run(
-                replace(request, model_path=args.model),
+                request,
                 on_progress=progress,
                 on_image=lambda saved: print(saved.path, file=out, flush=True),
                 on_status=lambda message: print(message, file=err),

@@ -54,8 +54,6 @@ ATTENTION_SLICING = Setting[bool]("engine/attention_slicing", False)
 PREVIEW = Setting[str]("engine/preview", "approx", ("approx", "off"))
 LANGUAGE = Setting[str]("ui/language", "system", ("system", "en", "zh_CN", "bilingual"))
 
-PREFERENCES: tuple[Setting[Any], ...] = (MODEL_FOLDERS, OUTPUT_FOLDER, DEVICE, PRECISION, ATTENTION_SLICING, PREVIEW, LANGUAGE)
-
 # The parameters panel (remembered between runs)
 CHECKPOINT = Setting[str]("params/checkpoint", "")
 VAE = Setting[str]("params/vae", "")  # "" = the checkpoint's own

@@ -3,12 +3,11 @@ models, the gallery and the queue, and a Mac menu bar. The engine runs on its ow
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QTimer, QUrl, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -82,8 +81,6 @@ class MainWindow(QMainWindow):
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
         self.setUnifiedTitleAndToolBarOnMac(True)
-        self._job_started_at: dict[str, float] = {}
-        self._last_progress: StepProgress | None = None
         self._installing: list[CancelToken] = []
 
         # engine thread
@@ -559,9 +556,8 @@ class MainWindow(QMainWindow):
             self, self.tr("Open Model"), str(self.paths.models_dir), self.tr("Models (*.safetensors)")
         )
         if path:
-            self.parameters.set_checkpoints(
-                [*list_models(self.model_roots(), "checkpoint"), *([] if self.parameters.checkpoint.findData(path) >= 0 else [_entry(path)])]
-            )
+            if self.parameters.checkpoint.findData(path) < 0:  # a file outside the model folders
+                self.parameters.checkpoint.addItem(Path(path).stem, path)
             self.parameters.select_checkpoint(path)
 
     def import_models(self) -> None:
@@ -624,15 +620,12 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_job_started(self, job_id: str) -> None:
-        self._job_started_at[job_id] = time.perf_counter()
-        self._last_progress = None
         self.progress_bar.setRange(0, 0)  # busy until the first step (loading the model)
         self.progress_label.setText(self.tr("Loading the model…"))
         self._update_buttons()
 
     @Slot(str, object)
     def _on_progress(self, job_id: str, step: StepProgress) -> None:
-        self._last_progress = step
         total = step.batch_count * step.total_steps
         done = step.image_index * step.total_steps + step.step
         self.progress_bar.setRange(0, total)
@@ -778,12 +771,6 @@ class MainWindow(QMainWindow):
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _entry(path: str):
-    from desktop.library.model_folders import ModelEntry
-
-    return ModelEntry(Path(path).stem, Path(path), "checkpoint")
 
 
 class _InstallSignals(QObject):

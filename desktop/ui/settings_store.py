@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -53,9 +53,6 @@ class SettingsStore:
 
     def set_bytes(self, key: str, value: QByteArray) -> None:
         self._qsettings.setValue(key, value)
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        return self._qsettings.value(key, default)
 
     def sync(self) -> None:
         self._qsettings.sync()
