@@ -47,6 +47,7 @@ class Setting(Generic[T]):
 
 # Preferences
 MODEL_FOLDERS = Setting[tuple[str, ...]]("library/model_folders", ())  # extra A1111/ComfyUI model roots
+INSTALL_MODE = Setting[str]("library/install_mode", "copy", ("copy", "move", "link"))  # for dropped model files
 OUTPUT_FOLDER = Setting[str]("output/folder", "")  # "" = Pictures/Diffusion Desktop
 DEVICE = Setting[str]("engine/device", "auto", ("auto", "mps", "cuda", "cpu"))
 PRECISION = Setting[str]("engine/precision", "auto", ("auto", "fp16", "bf16", "fp32"))

@@ -3,12 +3,27 @@ models, the gallery and the queue, and a Mac menu bar. The engine runs on its ow
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtCore import (
+    QT_TRANSLATE_NOOP,
+    QEvent,
+    QFileSystemWatcher,
+    QObject,
+    QRunnable,
+    QSize,
+    Qt,
+    QThread,
+    QThreadPool,
+    QTimer,
+    QUrl,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -33,14 +48,20 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core import settings as keys
-from desktop.core.cancel import CancelToken
+from desktop.core.cancel import Cancelled, CancelToken
 from desktop.core.errors import DesktopError, InvalidRequest
 from desktop.core.events import ImageSaved, JobReport, PreviewImage, StepProgress
-from desktop.library.model_folders import list_models
+from desktop.library.catalogue_entry import CatalogueEntry
+from desktop.library.install import Installed, install_model
+from desktop.library.model_folders import FOLDERS, list_models
+from desktop.library.probe import PICKLE_SUFFIXES
+from desktop.library.safetensors_file import PARTIAL_DOWNLOAD_SUFFIXES
 from desktop.library.styles import Style, apply_style, read_styles, write_styles
+from desktop.ui.catalogue_worker import CatalogueWorker
 from desktop.ui.engine_worker import Engine, EngineWorker
 from desktop.ui.image_view import ImageView, preview_to_image
 from desktop.ui.job_queue import RUNNING, JobQueue
+from desktop.ui.model_browser import ModelBrowser
 from desktop.ui.parameters import ParametersPanel
 from desktop.ui.preferences import PreferencesDialog
 from desktop.ui.prompt_editor import PromptEditor
@@ -58,6 +79,10 @@ class AppPaths:
     styles_file: Path
     default_output_dir: Path
     models_dir: Path  # the app's own A1111-layout models folder
+    catalogue_file: Path | None = None  # the model catalogue (SQLite); beside the settings when None
+
+    def catalogue(self) -> Path:
+        return self.catalogue_file or self.settings_file.with_name("models.sqlite")
 
 
 class MainWindow(QMainWindow):
@@ -66,6 +91,9 @@ class MainWindow(QMainWindow):
     job_done = Signal(str, object)  # job id, JobReport: after the window has shown the outcome
     engine_ready = Signal()  # the engine thread has loaded torch and the engine
     shutdown_requested = Signal()
+    catalogue_refresh_requested = Signal(list)  # model roots, to the catalogue thread
+    catalogue_shutdown_requested = Signal()
+    models_refreshed = Signal()  # the browser shows the catalogue's latest scan
 
     def __init__(
         self,
@@ -82,6 +110,10 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setUnifiedTitleAndToolBarOnMac(True)
         self._installing: list[CancelToken] = []
+        self._install_pool = QThreadPool(self)
+        self._install_pool.setMaxThreadCount(1)  # one copy at a time: parallel copies to one disk are slower
+        self._install_count = 0
+        self._select_after_refresh: Path | None = None
 
         # engine thread
         self.engine_thread = QThread(self)
@@ -89,6 +121,14 @@ class MainWindow(QMainWindow):
         self.worker = EngineWorker(engine_factory)
         self.worker.moveToThread(self.engine_thread)
         self.queue = JobQueue(paths.queue_file, self)
+        self.catalogue_thread = QThread(self)
+        self.catalogue_thread.setObjectName("CatalogueThread")
+        self.catalogue_worker = CatalogueWorker(paths.catalogue())
+        self.catalogue_worker.moveToThread(self.catalogue_thread)
+        self.model_watcher = QFileSystemWatcher(self)
+        self._watch_timer = QTimer(self)
+        self._watch_timer.setSingleShot(True)
+        self._watch_timer.setInterval(800)  # a copy in Finder changes a folder many times: refresh once
 
         self._build_widgets(count_tokens)
         self._build_docks()
@@ -96,6 +136,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.retranslate()
         self._restore()
+        self.catalogue_thread.start()
         self.refresh_models()
         self.engine_thread.start()
         self._apply_engine_options()
@@ -209,12 +250,23 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([460, 700])
         self.setCentralWidget(self.splitter)
+
+        # model installs: progress and Cancel in the status bar while files are being copied
+        self.install_label = QLabel()
+        self.install_progress = QProgressBar()
+        self.install_progress.setMaximumWidth(160)
+        self.install_progress.setTextVisible(False)
+        self.install_cancel = QToolButton()
+        self.install_cancel.setObjectName("install_cancel")
+        for widget in (self.install_label, self.install_progress, self.install_cancel):
+            self.statusBar().addPermanentWidget(widget)
+            widget.hide()
         self.resize(1280, 820)
 
     def _build_docks(self) -> None:
-        self.models_list = QListWidget()
-        self.models_list.setObjectName("models_list")
-        self.models_dock = self._dock("models_dock", self.models_list, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.model_browser = ModelBrowser()
+        self.model_browser.setObjectName("model_browser")
+        self.models_dock = self._dock("models_dock", self.model_browser, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.gallery = QListWidget()
         self.gallery.setObjectName("gallery")
@@ -335,7 +387,24 @@ class MainWindow(QMainWindow):
         self.apply_style_button.clicked.connect(self.apply_selected_style)
         self.save_style_button.clicked.connect(self.save_prompt_as_style)
         self.open_models_button.clicked.connect(self.reveal_models_folder)
-        self.models_list.itemActivated.connect(lambda item: self.parameters.select_checkpoint(item.data(Qt.ItemDataRole.UserRole)))
+        self.install_cancel.clicked.connect(self.cancel_installs)
+        browser, catalogue = self.model_browser, self.catalogue_worker
+        browser.full_entry = catalogue.full_entry
+        browser.checkpoint_chosen.connect(self.use_checkpoint)
+        browser.vae_chosen.connect(self.use_vae)
+        browser.insert_requested.connect(self.insert_into_prompt)
+        browser.set_preview_requested.connect(self.set_model_preview)
+        browser.files_removed.connect(self.refresh_models)
+        self.catalogue_refresh_requested.connect(catalogue.refresh)
+        self.catalogue_shutdown_requested.connect(catalogue.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
+        catalogue.entries_changed.connect(self._on_catalogue_entries)
+        catalogue.entry_updated.connect(self._on_catalogue_entry)
+        catalogue.hash_progress.connect(self._on_hash_progress)
+        catalogue.hashing_finished.connect(self._on_hashing_finished)
+        catalogue.problem.connect(self._on_catalogue_problem)
+        self.model_watcher.directoryChanged.connect(self._watch_timer.start)
+        self._watch_timer.timeout.connect(self.refresh_models)
+        self.parameters.checkpoint.currentIndexChanged.connect(self._on_checkpoint_selected)
         self.gallery.itemActivated.connect(self._on_gallery_activated)
 
         self.queue_up.clicked.connect(lambda: self._move_selected_job(-1))
@@ -388,6 +457,8 @@ class MainWindow(QMainWindow):
         self.models_dock.setWindowTitle(tr("Models"))
         self.gallery_dock.setWindowTitle(tr("Gallery"))
         self.queue_dock.setWindowTitle(tr("Queue"))
+        self.install_cancel.setText(tr("Cancel"))
+        self.install_cancel.setToolTip(tr("Stop installing the dropped models"))
         self.queue_up.setToolTip(tr("Move up"))
         self.queue_down.setToolTip(tr("Move down"))
         self.queue_remove.setText(tr("Remove"))
@@ -477,12 +548,8 @@ class MainWindow(QMainWindow):
         self.parameters.set_vaes(list_models(roots, "vae"))
         if first_time:
             self.parameters.restore(self.store)
-        self.models_list.clear()
-        for entry in checkpoints:
-            item = QListWidgetItem(entry.name)
-            item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
-            item.setToolTip(str(entry.path))
-            self.models_list.addItem(item)
+        self.catalogue_refresh_requested.emit([str(root) for root in roots])
+        self._watch_model_folders(roots)
         if hasattr(self.prompt, "set_completion_names"):
             names = {kind: [entry.name for entry in list_models(roots, kind)] for kind in ("lora", "embedding", "hypernetwork")}
             for editor in (self.prompt, self.negative_prompt):
@@ -556,13 +623,13 @@ class MainWindow(QMainWindow):
             self, self.tr("Open Model"), str(self.paths.models_dir), self.tr("Models (*.safetensors)")
         )
         if path:
-            if self.parameters.checkpoint.findData(path) < 0:  # a file outside the model folders
-                self.parameters.checkpoint.addItem(Path(path).stem, path)
-            self.parameters.select_checkpoint(path)
+            self.use_checkpoint(path)
 
     def import_models(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Import Models"), "", self.tr("Models (*.safetensors)"))
-        self.install([Path(path) for path in paths])
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, self.tr("Import Models"), "", self.tr("Models (*.safetensors *.ckpt *.pt *.pth *.bin)")
+        )
+        self.install_dropped([Path(path) for path in paths])
 
     def reveal_output_folder(self) -> None:
         folder = self.output_dir()
@@ -575,14 +642,123 @@ class MainWindow(QMainWindow):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def install(self, files: list[Path]) -> None:
-        """Copy dropped model files into the models folder in the background, with progress."""
+        """Copy (or move, or link) dropped model files into the models folder in the background, one at a time."""
+        mode = self.store.get(keys.INSTALL_MODE)
         for path in files:
             token = CancelToken()
             self._installing.append(token)
-            task = _InstallTask(path, self.paths.models_dir, token)
+            task = _InstallTask(path, self.paths.models_dir, mode, token, self.catalogue_worker.find_duplicate)
             task.signals.progress.connect(self._on_install_progress)
             task.signals.done.connect(self._on_install_done)
-            QThreadPool.globalInstance().start(task)
+            self._install_count += 1
+            self._install_pool.start(task)
+        self._show_install_progress()
+
+    @Slot()
+    def cancel_installs(self) -> None:
+        for token in self._installing:
+            token.cancel()
+
+    # --- the model browser -----------------------------------------------------------------------
+
+    @Slot(str)
+    def use_checkpoint(self, path: str) -> None:
+        if self.parameters.checkpoint.findData(path) < 0:  # a file outside the model folders
+            self.parameters.checkpoint.addItem(Path(path).stem, path)
+        self.parameters.select_checkpoint(path)
+        self.pages.setCurrentIndex(1)
+
+    @Slot(str)
+    def use_vae(self, path: str) -> None:
+        index = self.parameters.vae.findData(path)
+        if index < 0:
+            self.parameters.vae.addItem(Path(path).stem, path)
+            index = self.parameters.vae.count() - 1
+        self.parameters.vae.setCurrentIndex(index)
+
+    @Slot(str)
+    def insert_into_prompt(self, text: str) -> None:
+        """Insert a network's tag at the prompt's cursor, with a comma before it when needed (one undo step)."""
+        editor = self.prompt.text_edit
+        cursor = editor.textCursor()
+        before = editor.toPlainText()[: cursor.position()].rstrip(" ")
+        if before and not before.endswith((",", "\n", "(", "[")):
+            text = ", " + text
+        elif before and not editor.toPlainText()[: cursor.position()].endswith(" "):
+            text = " " + text
+        cursor.insertText(text)
+        editor.setTextCursor(cursor)
+        self.prompt.setFocus()
+
+    @Slot(object)
+    def set_model_preview(self, entry: CatalogueEntry) -> None:
+        """Use the selected gallery image as the model's ``name.preview.png`` (written atomically)."""
+        item = self.gallery.currentItem()
+        if item is None:
+            self.show_error(self.tr("Select an image in the gallery first, then choose Set Preview again."))
+            return
+        image = QImage(item.data(Qt.ItemDataRole.UserRole))
+        stem = entry.path if entry.is_folder else entry.path.with_suffix("")
+        target = Path(f"{stem}.preview.png")
+        temp = target.with_name(f".{target.name}.tmp")
+        if image.isNull() or not image.save(str(temp), "PNG"):
+            temp.unlink(missing_ok=True)
+            self.show_error(self.tr("Could not write the preview next to {name}.").replace("{name}", entry.path.name))
+            return
+        os.replace(temp, target)
+        self.model_browser.model.forget_thumbnail(target)
+        self.refresh_models()
+
+    @Slot(list)
+    def _on_catalogue_entries(self, entries: list) -> None:
+        self.model_browser.set_entries(entries)
+        self._on_checkpoint_selected()
+        if self._select_after_refresh is not None:
+            installed = self.model_browser.model.entry(self._select_after_refresh)
+            if installed is not None:
+                self.model_browser.show_tab(_tab_for(installed.kind, installed.error))
+                self.model_browser.select(installed.path)
+                self._select_after_refresh = None
+        self.models_refreshed.emit()
+
+    @Slot(object)
+    def _on_catalogue_entry(self, entry: CatalogueEntry) -> None:
+        self.model_browser.update_entry(entry)
+
+    @Slot(str, object, object)
+    def _on_hash_progress(self, name: str, done: int, total: int) -> None:
+        percent = int(done * 100 / total) if total else 100
+        self.model_browser.set_hash_status(self.tr("hashing {name} {percent}%").replace("{name}", name).replace("{percent}", str(percent)))
+
+    @Slot()
+    def _on_hashing_finished(self) -> None:
+        self.model_browser.set_hash_status("")
+
+    @Slot(str)
+    def _on_catalogue_problem(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+
+    @Slot()
+    def _on_checkpoint_selected(self, *_args: object) -> None:
+        path = self.parameters.checkpoint_path()
+        entry = self.model_browser.model.entry(path) if path is not None else None
+        self.model_browser.set_current_family(entry.family if entry is not None else "")
+
+    def _watch_model_folders(self, roots: list[Path]) -> None:
+        """Watch every model folder (and its subfolders, as A1111 lists them) for files added in Finder."""
+        wanted: list[str] = []
+        for root in roots:
+            for folder in (root, *(root / name for names in FOLDERS.values() for name in names), root.parent / "embeddings"):
+                if folder.is_dir():
+                    wanted.append(str(folder))
+                    wanted.extend(str(sub) for sub in _subfolders(folder, limit=200))
+        watched = set(self.model_watcher.directories())
+        stale = [folder for folder in watched if folder not in wanted]
+        if stale:
+            self.model_watcher.removePaths(stale)
+        new = [folder for folder in dict.fromkeys(wanted) if folder not in watched]
+        if new:
+            self.model_watcher.addPaths(new)
 
     # --- styles --------------------------------------------------------------------------------
 
@@ -685,15 +861,40 @@ class MainWindow(QMainWindow):
         self._update_buttons()
         self.job_done.emit(job_id, report)
 
-    def _on_install_progress(self, name: str, done: int, total: int) -> None:
-        percent = int(done * 100 / total) if total else 100
-        self.statusBar().showMessage(self.tr("Installing {name}: {percent}%").replace("{name}", name).replace("{percent}", str(percent)))
+    def _show_install_progress(self) -> None:
+        busy = self._install_count > 0
+        self.install_progress.setVisible(busy)
+        self.install_cancel.setVisible(busy)
+        self.install_label.setVisible(busy)
+        if busy:
+            self.install_progress.setRange(0, 0)
 
-    def _on_install_done(self, name: str, error: str) -> None:
-        if error:
-            self.show_error(self.tr("Could not install {name}: {error}").replace("{name}", name).replace("{error}", error))
-        else:
-            self.statusBar().showMessage(self.tr("Installed {name}").replace("{name}", name), 8000)
+    @Slot(str, object, object)
+    def _on_install_progress(self, name: str, done: int, total: int) -> None:
+        self.install_progress.setRange(0, 1000)
+        self.install_progress.setValue(int(done * 1000 / total) if total else 1000)
+        text = self.tr("Installing {name}").replace("{name}", name)
+        if self._install_count > 1:
+            text += " " + self.tr("({count} left)").replace("{count}", str(self._install_count))
+        self.install_label.setText(text)
+
+    @Slot(str, object)
+    def _on_install_done(self, name: str, outcome: object) -> None:
+        self._install_count -= 1
+        if self._install_count == 0:
+            self._installing.clear()
+        self._show_install_progress()
+        if isinstance(outcome, Installed):
+            if outcome.duplicate:
+                message = self.tr("{name} is already installed as {existing}").replace("{existing}", outcome.path.name)
+            elif outcome.converted_from is not None:
+                message = self.tr("Converted {name} to {installed} and installed it").replace("{installed}", outcome.path.name)
+            else:
+                message = self.tr("Installed {name}: {what}").replace("{what}", outcome.probe.describe())
+            self.statusBar().showMessage(message.replace("{name}", name), 10000)
+            self._select_after_refresh = outcome.path
+        elif outcome != "cancelled":
+            self.show_error(self.tr("Could not install {name}: {error}").replace("{name}", name).replace("{error}", str(outcome)))
         self.refresh_models()
 
     def _on_forever_change(self, on: bool) -> None:
@@ -735,27 +936,56 @@ class MainWindow(QMainWindow):
         if widget is not None and hasattr(widget, method):
             getattr(widget, method)()
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        # The app installs a new translator when the language setting changes; Qt then sends
+        # LanguageChange to every widget, and each one re-reads its texts.
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
     # --- drag and drop ---------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if any(url.toLocalFile().lower().endswith(".safetensors") for url in event.mimeData().urls()):
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         files = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        models = [path for path in files if path.suffix.lower() == ".safetensors"]
-        if models:
+        if files:
             event.acceptProposedAction()
+            self.install_dropped(files)
+
+    def install_dropped(self, files: list[Path]) -> None:
+        """Install the model files among ``files``; say what each other file is and why it was not installed."""
+        models, refused = [], []
+        for path in files:
+            reason = _not_a_model_reason(path)
+            if reason is None:
+                models.append(path)
+            else:
+                refused.append(self.tr(reason).replace("{name}", path.name))
+        if refused:
+            self.show_error("\n".join(refused))
+        if models:
             self.install(models)
 
     # --- shutdown ------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.save_state()
-        for token in self._installing:
-            token.cancel()
+        self.cancel_installs()
+        self._install_pool.waitForDone(5000)  # a cancelled copy stops within one 8 MB block
+        self.shutdown_catalogue()
         self.shutdown_engine()
         super().closeEvent(event)
+
+    def shutdown_catalogue(self) -> None:
+        if not self.catalogue_thread.isRunning():
+            return
+        self.catalogue_worker.stop()  # interrupts hashing within one block
+        self.catalogue_shutdown_requested.emit()  # blocks until the catalogue is closed
+        self.catalogue_thread.quit()
+        self.catalogue_thread.wait(10000)
 
     def shutdown_engine(self, timeout_ms: int = 30000) -> None:
         """Cancel the running job (it stops within a step), then stop the thread; never kill it."""
@@ -773,26 +1003,73 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+_MODEL_SUFFIXES = frozenset({".safetensors", *PICKLE_SUFFIXES})
+
+
+def _not_a_model_reason(path: Path) -> str | None:
+    """Why a dropped file is not even tried as a model (None: try it). Texts are translated by the caller."""
+    name = path.name.lower()
+    if name.endswith(PARTIAL_DOWNLOAD_SUFFIXES):
+        return QT_TRANSLATE_NOOP("MainWindow", "{name} is an incomplete download: wait for it to finish, then drop the finished file.")
+    if path.is_dir():
+        if (path / "model_index.json").is_file():
+            return None
+        return QT_TRANSLATE_NOOP("MainWindow", "{name} is a folder without a model in it (a diffusers model folder has a model_index.json).")
+    if path.suffix.lower() in _MODEL_SUFFIXES:
+        return None
+    return QT_TRANSLATE_NOOP(
+        "MainWindow", "{name} is not a model file: models are .safetensors files (or .ckpt/.pt files, which are converted)."
+    )
+
+
+def _tab_for(kind: str, error: str) -> str:
+    if error:
+        return "other"
+    return {"checkpoint": "checkpoints", "lora": "lora", "lycoris": "lora", "embedding": "embeddings", "hypernetwork": "hypernetworks", "vae": "vae"}.get(
+        kind, "other"
+    )
+
+
+def _subfolders(folder: Path, limit: int) -> list[Path]:
+    found: list[Path] = []
+    for current, dirs, _files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(".") and not (Path(current) / name / "model_index.json").is_file()]
+        found.extend(Path(current) / name for name in dirs)
+        if len(found) >= limit:
+            return found[:limit]
+    return found
+
+
 class _InstallSignals(QObject):
     progress = Signal(str, object, object)  # name, bytes done, total (Python ints: files exceed 2 GB)
-    done = Signal(str, str)  # name, error ("" when installed)
+    done = Signal(str, object)  # name, Installed, "cancelled" or the error message
 
 
 class _InstallTask(QRunnable):
-    def __init__(self, source: Path, models_dir: Path, cancel: CancelToken) -> None:
+    def __init__(self, source: Path, models_dir: Path, mode: str, cancel: CancelToken, find_duplicate) -> None:  # noqa: ANN001
         super().__init__()
-        self.source, self.models_dir, self.cancel = source, models_dir, cancel
+        self.source, self.models_dir, self.mode, self.cancel = source, models_dir, mode, cancel
+        self.find_duplicate = find_duplicate
         self.signals = _InstallSignals()
 
     def run(self) -> None:
-        from desktop.library.install import install_model
-
         name = self.source.name
+        if self.cancel.is_set():
+            self.signals.done.emit(name, "cancelled")
+            return
         try:
-            install_model(
-                self.source, self.models_dir, progress=lambda done, total: self.signals.progress.emit(name, done, total), cancel=self.cancel
+            installed = install_model(
+                self.source,
+                self.models_dir,
+                mode=self.mode,
+                progress=lambda done, total: self.signals.progress.emit(name, done, total),
+                cancel=self.cancel,
+                find_duplicate=self.find_duplicate,
             )
+        except Cancelled:
+            self.signals.done.emit(name, "cancelled")
+            return
         except Exception as error:  # noqa: BLE001 - reported to the user, the app goes on
             self.signals.done.emit(name, str(error) or type(error).__name__)
             return
-        self.signals.done.emit(name, "")
+        self.signals.done.emit(name, installed)

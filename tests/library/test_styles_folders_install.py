@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -62,16 +64,19 @@ def test_install_copies_into_the_folder_for_the_kind_and_skips_an_identical_copy
     source.parent.mkdir()
     shutil.copy(tiny_sd1, source)
     seen: list[tuple[int, int]] = []
-    installed = install_model(source, tmp_path / "models", progress=lambda done, total: seen.append((done, total)))
+    result = install_model(source, tmp_path / "models", progress=lambda done, total: seen.append((done, total)))
+    installed = result.path
     assert installed == tmp_path / "models" / "Stable-diffusion" / source.name
+    assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest() and not result.duplicate
     assert installed.read_bytes() == source.read_bytes()
     assert seen[-1] == (source.stat().st_size, source.stat().st_size)
-    assert install_model(source, tmp_path / "models") == installed  # same content: not copied again
+    again = install_model(source, tmp_path / "models")  # BAD_INPUTS 15: same file twice
+    assert again.path == installed and again.duplicate
 
     different = tmp_path / "other" / source.name
     different.parent.mkdir()
     different.write_bytes(installed.read_bytes()[:-1] + bytes([installed.read_bytes()[-1] ^ 1]))  # other weights
-    second = install_model(different, tmp_path / "models")
+    second = install_model(different, tmp_path / "models").path
     assert second.name == "my model 🎨 (2).safetensors" and installed.read_bytes() == source.read_bytes()
     with pytest.raises(ModelFileError):
         install_model(tmp_path / "nothing.safetensors", tmp_path / "models")
@@ -87,3 +92,68 @@ def test_install_refuses_unusable_files_and_cancel_leaves_nothing(tmp_path: Path
     with pytest.raises(Cancelled):
         install_model(tiny_sd1, tmp_path / "models", cancel=cancel)
     assert list((tmp_path / "models" / "Stable-diffusion").iterdir()) == []
+
+
+def test_same_content_under_a_new_name_is_recognised_by_hash_and_not_copied(tmp_path: Path, tiny_sd1: Path):
+    """BAD_INPUTS 15: same hash, new name."""
+    models = tmp_path / "models"
+    first = install_model(tiny_sd1, models)
+    renamed = tmp_path / "renamed copy.safetensors"
+    shutil.copy(tiny_sd1, renamed)
+    known = {first.sha256: first.path}
+    again = install_model(renamed, models, find_duplicate=known.get)
+    assert again.duplicate and again.path == first.path
+    assert sorted(p.name for p in (models / "Stable-diffusion").iterdir()) == [tiny_sd1.name]
+    assert renamed.exists()  # the user's file is left alone
+
+
+def test_move_and_link_modes(tmp_path: Path, tiny_sd1: Path):
+    models = tmp_path / "models"
+    original = tiny_sd1.read_bytes()
+    moved_source = tmp_path / "to move.safetensors"
+    shutil.copy(tiny_sd1, moved_source)
+    moved = install_model(moved_source, models, mode="move")
+    assert not moved_source.exists() and moved.path.read_bytes() == original
+
+    linked_source = tmp_path / "elsewhere" / "linked.safetensors"
+    linked_source.parent.mkdir()
+    linked_source.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    linked = install_model(linked_source, models, mode="link")
+    assert linked.path.is_symlink() and linked.path.resolve() == linked_source.resolve()
+    assert linked_source.exists()
+
+
+def test_a_full_disk_is_refused_before_copying_with_the_space_needed(tmp_path: Path, tiny_sd1: Path, monkeypatch):
+    """BAD_INPUTS 17: checked with statvfs first; nothing written, the message says how much is needed."""
+    models = tmp_path / "models"
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: shutil._ntuple_diskusage(10**9, 10**9 - 10, 10))
+    with pytest.raises(OSError, match="free space"):
+        install_model(tiny_sd1, models)
+    assert list((models / "Stable-diffusion").iterdir()) == []
+
+
+def test_a_write_failure_mid_copy_removes_the_temporary_file_and_keeps_the_original(tmp_path: Path, tiny_sd1: Path, monkeypatch):
+    """BAD_INPUTS 16/17: the disk fills (ENOSPC) while writing."""
+    models = tmp_path / "models"
+    original = tiny_sd1.read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        install_model(tiny_sd1, models)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert list((models / "Stable-diffusion").iterdir()) == []
+    assert tiny_sd1.read_bytes() == original
+
+
+def test_a_directory_or_a_missing_file_is_an_error(tmp_path: Path):
+    """BAD_INPUTS 16."""
+    empty_folder = tmp_path / "not a model"
+    empty_folder.mkdir()
+    with pytest.raises((ModelFileError, UnsupportedModel)):
+        install_model(empty_folder, tmp_path / "models")
+    with pytest.raises(ModelFileError):
+        install_model(tmp_path / "gone.safetensors", tmp_path / "models")
