@@ -114,6 +114,8 @@ def _kind_folders(roots: Iterable[Path], kind: str) -> list[Path]:
     folders = []
     for root in roots:
         root = Path(root)
+        if not (root / "Stable-diffusion").is_dir() and (root / "models").is_dir():
+            root = root / "models"  # the user chose the webui (or ComfyUI) folder itself, not its models folder
         candidates = [root / name for name in FOLDERS[kind]]
         if kind == "embedding":
             candidates.append(root.parent / "embeddings")

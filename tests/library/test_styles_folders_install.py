@@ -157,3 +157,18 @@ def test_a_directory_or_a_missing_file_is_an_error(tmp_path: Path):
         install_model(empty_folder, tmp_path / "models")
     with pytest.raises(ModelFileError):
         install_model(tmp_path / "gone.safetensors", tmp_path / "models")
+
+
+def test_the_webui_folder_itself_can_be_chosen_as_a_root(tmp_path: Path):
+    """Users point Preferences at stable-diffusion-webui (or ComfyUI), not at its models folder."""
+    webui = tmp_path / "stable-diffusion-webui"
+    (webui / "models" / "Lora").mkdir(parents=True)
+    (webui / "models" / "Lora" / "style.safetensors").write_bytes(b"")
+    (webui / "embeddings").mkdir()
+    (webui / "embeddings" / "easynegative.safetensors").write_bytes(b"")
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "models" / "checkpoints").mkdir(parents=True)
+    (comfy / "models" / "checkpoints" / "base.safetensors").write_bytes(b"")
+    assert [entry.name for entry in list_models([webui], "lora")] == ["style"]
+    assert [entry.name for entry in list_models([webui], "embedding")] == ["easynegative"]
+    assert [entry.name for entry in list_models([comfy], "checkpoint")] == ["base"]

@@ -363,3 +363,28 @@ def test_screenshot_of_the_browser_in_the_window(qtbot, paths):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     assert window.grab().save(str(ARTIFACTS / "model_browser.png"))
     close_window(window)
+
+
+def test_set_preview_uses_the_selected_gallery_image(qtbot, paths, tmp_path: Path):  # noqa: F811
+    from PySide6.QtWidgets import QListWidgetItem
+
+    lora = lora_file(paths.models_dir / "Lora", "style.safetensors")
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: window.model_browser.model.entry(lora) is not None, timeout=10_000)
+    window.set_model_preview(window.model_browser.model.entry(lora))
+    assert "Select an image in the gallery" in window.error_banner.text()
+
+    picture = tmp_path / "00001-123.png"
+    image = QImage(64, 96, QImage.Format.Format_RGB32)
+    image.fill(QColor("gold"))
+    image.save(str(picture))
+    item = QListWidgetItem("")
+    item.setData(Qt.ItemDataRole.UserRole, str(picture))
+    window.gallery.addItem(item)
+    window.gallery.setCurrentItem(item)
+    with qtbot.waitSignal(window.models_refreshed, timeout=10_000):
+        window.set_model_preview(window.model_browser.model.entry(lora))
+    preview = lora.with_suffix(".preview.png")
+    assert QImage(str(preview)).size().width() == 64
+    assert window.model_browser.model.entry(lora).preview == preview
+    close_window(window)
