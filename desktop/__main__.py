@@ -8,6 +8,11 @@ GUI_FLAGS = ("--time-to-window",)
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--convert-pickle-child":
+        # The frozen app runs itself as the isolated pickle converter (see desktop.library.pickle_convert).
+        from desktop.library.pickle_reader import main as reader_main
+
+        return reader_main(sys.argv[2:])
     if len(sys.argv) == 1 or sys.argv[1] in GUI_FLAGS:
         from desktop.app import main as app_main
 

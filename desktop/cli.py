@@ -1,4 +1,4 @@
-"""Headless commands: ``generate`` (txt2img) and ``info`` (what a model file is).
+"""Headless commands: ``generate`` (txt2img), ``info`` (what a model file is) and ``convert`` (pickle to safetensors).
 
 Contract: ``generate`` prints one saved path per line on stdout and progress on stderr; exit
 status 0 on success, 2 on bad input (with a one-line error naming the problem), 1 on any other
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from desktop.core.cancel import CancelToken
+from desktop.core.cancel import Cancelled, CancelToken
 from desktop.core.errors import DesktopError, UserInputError
 from desktop.core.paths import default_models_dir, default_output_dir
 
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.add_argument("--no-hash", action="store_true", help="skip hashing (fast on huge files)")
+
+    convert = commands.add_parser(
+        "convert", help="convert a .ckpt/.pt/.bin pickle file to .safetensors (read safely, in a separate process)"
+    )
+    convert.add_argument("path", type=Path)
+    convert.add_argument("--out", type=Path, default=None, help="output file (default: beside the input, .safetensors)")
     return parser
 
 
@@ -97,6 +103,8 @@ def _run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         if args.command == "generate":
             return _generate(args, out, err)
+        if args.command == "convert":
+            return _convert(args, out, err)
         return _info(args, out, err)
     except UserInputError as error:
         print(f"error: {error}", file=err)
@@ -235,6 +243,25 @@ class _ProgressPrinter:
     def finish(self) -> None:
         if self.interactive:
             print(file=self.stream)
+
+
+def _convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from desktop.library.pickle_convert import convert_pickle_file
+    from desktop.library.probe import probe_model
+
+    target = args.out or args.path.with_suffix(".safetensors")
+    if target.exists():
+        raise UserInputError(f"{target} already exists; choose another name with --out")
+    cancel = CancelToken()
+    try:
+        with _cancel_on_ctrl_c(cancel):
+            convert_pickle_file(args.path, target, cancel=cancel)
+    except Cancelled:
+        print("cancelled", file=err)
+        return EXIT_CANCELLED
+    print(f"{probe_model(target).describe()}", file=err)
+    print(target, file=out)
+    return EXIT_OK
 
 
 def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -395,6 +395,7 @@ class MainWindow(QMainWindow):
         browser.insert_requested.connect(self.insert_into_prompt)
         browser.set_preview_requested.connect(self.set_model_preview)
         browser.files_removed.connect(self.refresh_models)
+        browser.convert_requested.connect(lambda path: self.install([Path(path)]))
         self.catalogue_refresh_requested.connect(catalogue.refresh)
         self.catalogue_shutdown_requested.connect(catalogue.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
         catalogue.entries_changed.connect(self._on_catalogue_entries)

@@ -60,6 +60,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.library.catalogue_entry import CatalogueEntry
+from desktop.library.probe import PICKLE_SUFFIXES
 
 THUMBNAIL = 112
 _SHORT_LABEL = {"checkpoint": "CKPT", "lora": "LoRA", "lycoris": "LyCO", "embedding": "TI", "hypernetwork": "HN", "vae": "VAE"}
@@ -298,6 +299,7 @@ class ModelBrowser(QWidget):
     vae_chosen = Signal(str)
     insert_requested = Signal(str)  # prompt text for a network
     set_preview_requested = Signal(object)  # CatalogueEntry
+    convert_requested = Signal(str)  # path of a pickle file to convert and install
     files_removed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -373,6 +375,7 @@ class ModelBrowser(QWidget):
             return item
 
         self.use_action = action()
+        self.convert_action = action()
         self.reveal_action = action()
         self.set_preview_action = action()
         self.copy_hash_action = action()
@@ -380,6 +383,7 @@ class ModelBrowser(QWidget):
         self.details_action = action("Ctrl+I")
         self.trash_action = action("Ctrl+Backspace")
         self.use_action.triggered.connect(lambda: self._with_selected(self._use))
+        self.convert_action.triggered.connect(lambda: self._with_selected(lambda e: self.convert_requested.emit(str(e.path))))
         self.reveal_action.triggered.connect(lambda: self._with_selected(reveal_in_file_manager))
         self.set_preview_action.triggered.connect(lambda: self._with_selected(self.set_preview_requested.emit))
         self.copy_hash_action.triggered.connect(lambda: self._with_selected(lambda e: _copy(e.network_hash if e.kind in NETWORK_KINDS else e.model_hash)))
@@ -407,6 +411,7 @@ class ModelBrowser(QWidget):
         self.set_preview_action.setText(tr("Set Preview from Selected Image"))
         self.copy_hash_action.setText(tr("Copy Hash"))
         self.copy_sha256_action.setText(tr("Copy SHA-256"))
+        self.convert_action.setText(tr("Convert to .safetensors"))
         self.details_action.setText(tr("Show Details…"))
         self.trash_action.setText(tr("Move to Trash…"))
         self._update_status()
@@ -514,6 +519,8 @@ class ModelBrowser(QWidget):
         self.copy_sha256_action.setEnabled(bool(entry.sha256))
         menu = QMenu(self)
         menu.addAction(self.use_action)
+        if entry.path.suffix.lower() in PICKLE_SUFFIXES:
+            menu.addAction(self.convert_action)
         menu.addSeparator()
         menu.addAction(self.reveal_action)
         menu.addAction(self.set_preview_action)

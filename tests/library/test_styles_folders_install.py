@@ -172,3 +172,40 @@ def test_the_webui_folder_itself_can_be_chosen_as_a_root(tmp_path: Path):
     assert [entry.name for entry in list_models([webui], "lora")] == ["style"]
     assert [entry.name for entry in list_models([webui], "embedding")] == ["easynegative"]
     assert [entry.name for entry in list_models([comfy], "checkpoint")] == ["base"]
+
+
+def test_a_dropped_ckpt_is_converted_in_a_child_process_and_installed_as_safetensors(tmp_path: Path, tiny_sd1: Path):
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(tiny_sd1)
+    ckpt = tmp_path / "Downloads" / "old model.ckpt"
+    ckpt.parent.mkdir()
+    torch.save({"state_dict": weights, "global_step": 1000}, ckpt)
+    result = install_model(ckpt, tmp_path / "models")
+    assert result.path == tmp_path / "models" / "Stable-diffusion" / "old model.safetensors"
+    assert result.converted_from == ckpt and result.probe.can_generate
+    converted = load_file(result.path)
+    assert converted.keys() == weights.keys() and all(torch.equal(converted[k], weights[k]) for k in weights)
+    assert ckpt.exists()  # the original is left alone
+    assert not any(p.name.startswith(".") for p in (tmp_path / "models").rglob("*"))  # no scratch files left
+    again = install_model(ckpt, tmp_path / "models")  # BAD_INPUTS 15: dropped twice
+    assert again.duplicate and again.path == result.path
+
+
+def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path: Path):
+    """BAD_INPUTS 7."""
+    sentinel = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {sentinel}",))
+
+    import pickle
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": Exploit()}, protocol=2))
+    with pytest.raises(UnsupportedModel, match="system"):
+        install_model(evil, tmp_path / "models")
+    assert not sentinel.exists()
+    assert not (tmp_path / "models" / "Stable-diffusion").exists() or not any((tmp_path / "models" / "Stable-diffusion").iterdir())

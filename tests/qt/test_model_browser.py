@@ -388,3 +388,27 @@ def test_set_preview_uses_the_selected_gallery_image(qtbot, paths, tmp_path: Pat
     assert QImage(str(preview)).size().width() == 64
     assert window.model_browser.model.entry(lora).preview == preview
     close_window(window)
+
+
+def test_a_pickle_in_the_other_tab_can_be_converted_from_its_menu(qtbot, paths):  # noqa: F811
+    import torch
+    from safetensors.torch import load_file
+
+    ckpt = paths.models_dir / "Stable-diffusion" / "legacy.ckpt"
+    weights = load_file(next((paths.models_dir / "Stable-diffusion").glob("*.safetensors")))
+    weights = {key: value + 1 if value.is_floating_point() else value for key, value in weights.items()}  # not a duplicate
+    torch.save({"state_dict": weights}, ckpt)
+    window = open_window(qtbot, paths)
+    browser = window.model_browser
+    browser.show_tab("other")
+    qtbot.waitUntil(lambda: browser.filter.rowCount() == 1, timeout=10_000)
+    index = index_of(browser, "legacy")
+    assert "pickle" in index.data(CatalogueModel.EntryRole).error
+    browser.view.customContextMenuRequested.emit(browser.view.visualRect(index).center())
+    assert browser.convert_action in browser._menu.actions()
+    browser._menu.close()
+    browser.convert_action.trigger()
+    converted = ckpt.with_suffix(".safetensors")
+    qtbot.waitUntil(lambda: window.model_browser.model.entry(converted) is not None, timeout=30_000)
+    assert load_file(converted).keys()
+    close_window(window)
