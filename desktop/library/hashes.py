@@ -141,10 +141,11 @@ def file_hashes(
                 )
             end = position + len(block)
             whole.update(block)
+            view = memoryview(block)  # slices without copying a megabyte each time
             if data_start is not None and end > data_start:
-                tensors.update(block[max(0, data_start - position) :])
+                tensors.update(view[max(0, data_start - position) :])
             if position < legacy_end and end > legacy_start:
-                legacy.update(block[max(0, legacy_start - position) : legacy_end - position])
+                legacy.update(view[max(0, legacy_start - position) : legacy_end - position])
             position = end
             if progress is not None:
                 progress(position, size)
