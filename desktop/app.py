@@ -1,4 +1,4 @@
-"""The composition root: QApplication, app folders, settings, the main window and its engine thread.
+"""The composition root: QApplication, app folders, settings, translators, the main window and its engine thread.
 
 Only this module knows both sides: the UI (Qt, no torch) and the engine (torch, no Qt). It hands
 the window factories that import the engine lazily, inside the engine thread, so the window is
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QCoreApplication, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop.core import settings as keys
+    from desktop.ui.i18n import apply_language, translations_dir
+    from desktop.ui.file_open import FileOpenForwarder
     from desktop.ui.main_window import MainWindow
     from desktop.ui.settings_store import SettingsStore
 
@@ -103,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     paths = default_paths()
     store = SettingsStore(paths.settings_file)
+    # Before the window exists, so it is built in the right language. Preferences switches later
+    # languages itself (the same call), and every open window follows.
+    language_warnings = apply_language(app, store.get(keys.LANGUAGE), translations_dir())
+    opened_files = FileOpenForwarder(app)  # Dock drops and "Open With" can arrive before the window exists
+    app.installEventFilter(opened_files)
     launcher = EngineLauncher()
     window = MainWindow(paths, store, launcher.create_engine, count_tokens=launcher.count_tokens)
+    opened_files.set_target(window.install_dropped)
+    if language_warnings:
+        window.show_error("\n".join(language_warnings))
     window.show()
     if "--time-to-window" in (argv or sys.argv):  # measured by the tests: print, then leave
         app.processEvents()

@@ -79,7 +79,7 @@ class EngineWorker(QObject):
         try:
             self._ensure_engine()
         except Exception as error:  # noqa: BLE001 - reported with the first job instead
-            self.status.emit(f"Engine failed to start: {error}")
+            self.status.emit(self.tr("The engine failed to start: {error}").replace("{error}", str(error)))
             return
         self.ready.emit()
 

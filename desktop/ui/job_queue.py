@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QCoreApplication, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QCoreApplication, QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
 from desktop.core.errors import InvalidRequest
 from desktop.core.events import JobReport
@@ -72,6 +72,12 @@ class JobQueue(QAbstractListModel):
         if role == self.JobRole:
             return job
         return None
+
+    def event(self, event: QEvent) -> bool:
+        # A parent widget passes LanguageChange on to its children: show the states in the new language.
+        if event.type() == QEvent.Type.LanguageChange and self._jobs:
+            self.dataChanged.emit(self.index(0), self.index(len(self._jobs) - 1), [Qt.ItemDataRole.DisplayRole])
+        return super().event(event)
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -196,7 +202,8 @@ class JobQueue(QAbstractListModel):
         except (OSError, ValueError, KeyError, TypeError, InvalidRequest) as error:
             aside = self._store_path.with_name(f"{self._store_path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             self._store_path.replace(aside)
-            self.load_problem.emit(f"The saved queue could not be read ({error}); it was moved to {aside.name}.")
+            message = self.tr("The saved queue could not be read ({error}); it was moved to {name}.")
+            self.load_problem.emit(message.replace("{error}", str(error)).replace("{name}", aside.name))
             return 0
         if jobs:
             self.beginInsertRows(QModelIndex(), len(self._jobs), len(self._jobs) + len(jobs) - 1)

@@ -428,68 +428,67 @@ class MainWindow(QMainWindow):
         self.redo_action.triggered.connect(lambda: self._focused_editor_call("redo"))
 
     def retranslate(self) -> None:
-        tr = self.tr
-        self.setWindowTitle(tr("Diffusion Desktop"))
-        self.prompt_label.setText(tr("Prompt"))
-        self.negative_label.setText(tr("Negative prompt"))
-        self.styles_label.setText(tr("Styles"))
-        self.apply_style_button.setText(tr("Apply"))
-        self.apply_style_button.setToolTip(tr("Add the style's text to the prompts"))
-        self.save_style_button.setText(tr("Save…"))
-        self.save_style_button.setToolTip(tr("Save the current prompts as a style"))
-        self.generate_button.setText(tr("Generate"))
-        self.generate_button.setToolTip(tr("Add to the queue (⌘↩)"))
-        self.cancel_button.setText(tr("Cancel"))
-        self.cancel_button.setToolTip(tr("Stop the running job (⌘.)"))
-        self.skip_button.setText(tr("Skip"))
-        self.skip_button.setToolTip(tr("Abandon the current image and go on with the next"))
-        self.forever_box.setText(tr("Generate forever"))
-        self.image_view.set_placeholder(tr("Your images appear here.\nWrite a prompt and press ⌘↩."))
-        self.prompt.set_placeholder_text(tr("Describe the image: a photo of a cat, (masterpiece:1.2), <lora:name:0.8>…"))
-        self.negative_prompt.set_placeholder_text(tr("What to avoid: blurry, low quality…"))
+        self.setWindowTitle(self.tr("Diffusion Desktop"))
+        self.prompt_label.setText(self.tr("Prompt"))
+        self.negative_label.setText(self.tr("Negative prompt"))
+        self.styles_label.setText(self.tr("Styles"))
+        self.apply_style_button.setText(self.tr("Apply"))
+        self.apply_style_button.setToolTip(self.tr("Add the style's text to the prompts"))
+        self.save_style_button.setText(self.tr("Save…"))
+        self.save_style_button.setToolTip(self.tr("Save the current prompts as a style"))
+        self.generate_button.setText(self.tr("Generate"))
+        self.generate_button.setToolTip(self.tr("Add to the queue (⌘↩)"))
+        self.cancel_button.setText(self.tr("Cancel"))
+        self.cancel_button.setToolTip(self.tr("Stop the running job (⌘.)"))
+        self.skip_button.setText(self.tr("Skip"))
+        self.skip_button.setToolTip(self.tr("Abandon the current image and go on with the next"))
+        self.forever_box.setText(self.tr("Generate forever"))
+        self.image_view.set_placeholder(self.tr("Your images appear here.\nWrite a prompt and press ⌘↩."))
+        self.prompt.set_placeholder_text(self.tr("Describe the image: a photo of a cat, (masterpiece:1.2), <lora:name:0.8>…"))
+        self.negative_prompt.set_placeholder_text(self.tr("What to avoid: blurry, low quality…"))
         self.welcome.setText(
-            tr(
+            self.tr(
                 "Welcome to Diffusion Desktop.\n\nNo model is installed yet. Download a Stable Diffusion "
                 "checkpoint (.safetensors) from civitai.com or huggingface.co, then drop it on this window "
                 "or put it in the models folder:\n\n{folder}"
             ).replace("{folder}", str(self.paths.models_dir / "Stable-diffusion"))
         )
-        self.open_models_button.setText(tr("Open the Models Folder"))
-        self.models_dock.setWindowTitle(tr("Models"))
-        self.gallery_dock.setWindowTitle(tr("Gallery"))
-        self.queue_dock.setWindowTitle(tr("Queue"))
-        self.install_cancel.setText(tr("Cancel"))
-        self.install_cancel.setToolTip(tr("Stop installing the dropped models"))
-        self.queue_up.setToolTip(tr("Move up"))
-        self.queue_down.setToolTip(tr("Move down"))
-        self.queue_remove.setText(tr("Remove"))
-        self.queue_pause.setText(tr("Pause"))
-        self.queue_clear.setText(tr("Clear finished"))
+        self.open_models_button.setText(self.tr("Open the Models Folder"))
+        self.models_dock.setWindowTitle(self.tr("Models"))
+        self.gallery_dock.setWindowTitle(self.tr("Gallery"))
+        self.queue_dock.setWindowTitle(self.tr("Queue"))
+        self.install_cancel.setText(self.tr("Cancel"))
+        self.install_cancel.setToolTip(self.tr("Stop installing the dropped models"))
+        self.queue_up.setToolTip(self.tr("Move up"))
+        self.queue_down.setToolTip(self.tr("Move down"))
+        self.queue_remove.setText(self.tr("Remove"))
+        self.queue_pause.setText(self.tr("Pause"))
+        self.queue_clear.setText(self.tr("Clear finished"))
         for menu, text in (
-            (self.app_menu, tr("Diffusion Desktop")),
-            (self.file_menu, tr("File")),
-            (self.edit_menu, tr("Edit")),
-            (self.view_menu, tr("View")),
-            (self.generate_menu, tr("Generate")),
-            (self.window_menu, tr("Window")),
-            (self.help_menu, tr("Help")),
+            (self.app_menu, self.tr("Diffusion Desktop")),
+            (self.file_menu, self.tr("File")),
+            (self.edit_menu, self.tr("Edit")),
+            (self.view_menu, self.tr("View")),
+            (self.generate_menu, self.tr("Generate")),
+            (self.window_menu, self.tr("Window")),
+            (self.help_menu, self.tr("Help")),
         ):
             menu.setTitle(text)
         for item, text in (
-            (self.about_action, tr("About Diffusion Desktop")),
-            (self.preferences_action, tr("Preferences…")),
-            (self.quit_action, tr("Quit Diffusion Desktop")),
-            (self.open_model_action, tr("Open Model…")),
-            (self.import_model_action, tr("Import Model…")),
-            (self.refresh_models_action, tr("Refresh Models")),
-            (self.reveal_output_action, tr("Reveal Output Folder")),
-            (self.undo_action, tr("Undo")),
-            (self.redo_action, tr("Redo")),
-            (self.generate_action, tr("Generate")),
-            (self.skip_action, tr("Skip Image")),
-            (self.cancel_action, tr("Cancel")),
-            (self.minimize_action, tr("Minimize")),
-            (self.help_action, tr("Diffusion Desktop Help")),
+            (self.about_action, self.tr("About Diffusion Desktop")),
+            (self.preferences_action, self.tr("Preferences…")),
+            (self.quit_action, self.tr("Quit Diffusion Desktop")),
+            (self.open_model_action, self.tr("Open Model…")),
+            (self.import_model_action, self.tr("Import Model…")),
+            (self.refresh_models_action, self.tr("Refresh Models")),
+            (self.reveal_output_action, self.tr("Reveal Output Folder")),
+            (self.undo_action, self.tr("Undo")),
+            (self.redo_action, self.tr("Redo")),
+            (self.generate_action, self.tr("Generate")),
+            (self.skip_action, self.tr("Skip Image")),
+            (self.cancel_action, self.tr("Cancel")),
+            (self.minimize_action, self.tr("Minimize")),
+            (self.help_action, self.tr("Diffusion Desktop Help")),
         ):
             item.setText(text)
         self.parameters.retranslate()

@@ -392,28 +392,27 @@ class ModelBrowser(QWidget):
         self.trash_action.triggered.connect(lambda: self._with_selected(self.move_to_trash))
 
     def retranslate(self) -> None:
-        tr = self.tr
         titles = {
-            "checkpoints": tr("Checkpoints"),
-            "lora": tr("LoRA"),
-            "embeddings": tr("Embeddings"),
-            "hypernetworks": tr("Hypernetworks"),
-            "vae": tr("VAE"),
-            "other": tr("Other"),
+            "checkpoints": self.tr("Checkpoints"),
+            "lora": self.tr("LoRA"),
+            "embeddings": self.tr("Embeddings"),
+            "hypernetworks": self.tr("Hypernetworks"),
+            "vae": self.tr("VAE"),
+            "other": self.tr("Other"),
         }
         for index, (key, _kinds) in enumerate(TABS):
             self.tabs.setTabText(index, titles[key])
-        self.tabs.setTabToolTip(len(TABS) - 1, tr("Files the app recognised but cannot use, and why"))
-        self.search.setPlaceholderText(tr("Search names and trigger words"))
-        self.grid_button.setToolTip(tr("Thumbnails"))
-        self.list_button.setToolTip(tr("List"))
-        self.reveal_action.setText(tr("Reveal in Finder") if sys.platform == "darwin" else tr("Show in Folder"))
-        self.set_preview_action.setText(tr("Set Preview from Selected Image"))
-        self.copy_hash_action.setText(tr("Copy Hash"))
-        self.copy_sha256_action.setText(tr("Copy SHA-256"))
-        self.convert_action.setText(tr("Convert to .safetensors"))
-        self.details_action.setText(tr("Show Details…"))
-        self.trash_action.setText(tr("Move to Trash…"))
+        self.tabs.setTabToolTip(len(TABS) - 1, self.tr("Files the app recognised but cannot use, and why"))
+        self.search.setPlaceholderText(self.tr("Search names and trigger words"))
+        self.grid_button.setToolTip(self.tr("Thumbnails"))
+        self.list_button.setToolTip(self.tr("List"))
+        self.reveal_action.setText(self.tr("Reveal in Finder") if sys.platform == "darwin" else self.tr("Show in Folder"))
+        self.set_preview_action.setText(self.tr("Set Preview from Selected Image"))
+        self.copy_hash_action.setText(self.tr("Copy Hash"))
+        self.copy_sha256_action.setText(self.tr("Copy SHA-256"))
+        self.convert_action.setText(self.tr("Convert to .safetensors"))
+        self.details_action.setText(self.tr("Show Details…"))
+        self.trash_action.setText(self.tr("Move to Trash…"))
         self._update_status()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -511,9 +510,8 @@ class ModelBrowser(QWidget):
             return
         self.view.setCurrentIndex(index)
         entry: CatalogueEntry = index.data(CatalogueModel.EntryRole)
-        tr = self.tr
-        uses = {"checkpoint": tr("Use This Checkpoint"), "vae": tr("Use This VAE")}
-        self.use_action.setText(uses.get(entry.kind, tr("Insert into Prompt")))
+        uses = {"checkpoint": self.tr("Use This Checkpoint"), "vae": self.tr("Use This VAE")}
+        self.use_action.setText(uses.get(entry.kind, self.tr("Insert into Prompt")))
         self.use_action.setEnabled(is_usable(entry))
         self.copy_hash_action.setEnabled(entry.hashed and not entry.is_folder)
         self.copy_sha256_action.setEnabled(bool(entry.sha256))
@@ -542,12 +540,11 @@ class ModelBrowser(QWidget):
 
     def move_to_trash(self, entry: CatalogueEntry, *, confirm: bool = True) -> bool:
         """Move the model and its sidecars to the Trash; where there is none, delete only after asking again."""
-        tr = self.tr
         if confirm:
             answer = QMessageBox.question(
                 self,
-                tr("Move to Trash"),
-                tr("Move {name} and its preview and notes to the Trash?").replace("{name}", entry.path.name),
+                self.tr("Move to Trash"),
+                self.tr("Move {name} and its preview and notes to the Trash?").replace("{name}", entry.path.name),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
             )
@@ -598,7 +595,7 @@ class ModelDetailsDialog(QDialog):
         self.setObjectName("model_details")
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
-        self.text.setPlainText(details_text(entry, self.tr))
+        self.text.setPlainText(details_text(entry))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -608,35 +605,37 @@ class ModelDetailsDialog(QDialog):
         self.resize(620, 520)
 
 
-def details_text(entry: CatalogueEntry, tr=lambda text: text) -> str:  # noqa: ANN001
-    from PySide6.QtCore import QLocale
+def details_text(entry: CatalogueEntry) -> str:
+    from PySide6.QtCore import QCoreApplication, QLocale
 
-    pending = tr("(computing…)")
+    translate = QCoreApplication.translate  # a literal context: lupdate cannot follow a tr passed in
+
+    pending = translate("ModelDetails", "(computing…)")
     rows = [
-        (tr("Name"), entry.name),
-        (tr("What it is"), entry.error or entry.description),
-        (tr("Kind"), entry.kind),
-        (tr("Base"), entry.family),
-        (tr("Size"), QLocale().formattedDataSize(entry.size)),
-        (tr("File"), str(entry.path)),
-        (tr("Model hash (AutoV2)"), entry.model_hash or pending),
-        (tr("SHA-256"), entry.sha256 or pending),
+        (translate("ModelDetails", "Name"), entry.name),
+        (translate("ModelDetails", "What it is"), entry.error or entry.description),
+        (translate("ModelDetails", "Kind"), entry.kind),
+        (translate("ModelDetails", "Base"), entry.family),
+        (translate("ModelDetails", "Size"), QLocale().formattedDataSize(entry.size)),
+        (translate("ModelDetails", "File"), str(entry.path)),
+        (translate("ModelDetails", "Model hash (AutoV2)"), entry.model_hash or pending),
+        (translate("ModelDetails", "SHA-256"), entry.sha256 or pending),
     ]
     if entry.tensor_hash:
-        rows.append((tr("Network hash (Lora/TI hashes)"), entry.network_hash))
+        rows.append((translate("ModelDetails", "Network hash (Lora/TI hashes)"), entry.network_hash))
     if entry.legacy_hash:
-        rows.append((tr("Legacy hash"), entry.legacy_hash))
+        rows.append((translate("ModelDetails", "Legacy hash"), entry.legacy_hash))
     if entry.trigger_words:
-        rows.append((tr("Trigger words"), ", ".join(entry.trigger_words)))
+        rows.append((translate("ModelDetails", "Trigger words"), ", ".join(entry.trigger_words)))
     if entry.base_model:
-        rows.append((tr("Base model (civitai)"), entry.base_model))
+        rows.append((translate("ModelDetails", "Base model (civitai)"), entry.base_model))
     if entry.civitai_url:
-        rows.append((tr("civitai page"), entry.civitai_url))
+        rows.append((translate("ModelDetails", "civitai page"), entry.civitai_url))
     lines = [f"{label}: {value}" for label, value in rows]
     if entry.notes:
-        lines += ["", tr("Notes"), entry.notes]
+        lines += ["", translate("ModelDetails", "Notes"), entry.notes]
     if entry.reasons:
-        lines += ["", tr("How it was recognised")] + [f"• {reason}" for reason in entry.reasons]
+        lines += ["", translate("ModelDetails", "How it was recognised")] + [f"• {reason}" for reason in entry.reasons]
     if entry.metadata:
-        lines += ["", tr("Metadata in the file")] + [f"{key}: {value}" for key, value in entry.metadata]
+        lines += ["", translate("ModelDetails", "Metadata in the file")] + [f"{key}: {value}" for key, value in entry.metadata]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -80,7 +81,7 @@ class ParametersPanel(QWidget):
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self._labels: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
         self._add_row(form, "checkpoint", self.checkpoint)
         self._add_row(form, "vae", self.vae)
         self._add_row(form, "sampler", self.sampler)
@@ -106,8 +107,14 @@ class ParametersPanel(QWidget):
         self.retranslate()
 
     def _add_row(self, form: QFormLayout, key: str, field: QWidget) -> None:
-        form.addRow(key, field)
-        self._labels[key] = form.labelForField(field)
+        label = QLabel(key)
+        # Bilingual labels ("提示词引导系数 CFG scale") are long: past about 20 characters a
+        # wrapping QLabel takes a second line instead of squeezing the fields, and the bilingual
+        # text's no-break spaces make that line break fall between the two languages.
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        form.addRow(label, field)
+        self._labels[key] = label
 
     def retranslate(self) -> None:
         labels = {
@@ -125,17 +132,25 @@ class ParametersPanel(QWidget):
         }
         for key, text in labels.items():
             self._labels[key].setText(text)
-        self.swap_button.setToolTip(self.tr("Swap width and height"))
-        self.random_seed_button.setToolTip(self.tr("Random seed (-1)"))
-        self.reuse_seed_button.setToolTip(self.tr("Reuse the seed of the last image"))
+        self.swap_button.setToolTip(self.tr("Swap width and height", "tooltip"))
+        self.random_seed_button.setToolTip(self.tr("Random seed (-1)", "tooltip"))
+        self.reuse_seed_button.setToolTip(self._reuse_seed_tooltip())
         self.seed.setToolTip(self.tr("-1 picks a random seed and records it in the image"))
         self.batch_count.setToolTip(self.tr("How many batches to generate one after another"))
         self.batch_size.setToolTip(self.tr("How many images per batch (uses more memory)"))
         self.cfg_scale.setToolTip(self.tr("How strongly the image follows the prompt"))
         self.clip_skip.setToolTip(self.tr("Use an earlier CLIP layer (2 for many anime models)"))
         if self.vae.count():
-            self.vae.setItemText(0, self.tr("Automatic (the checkpoint's own)"))
+            self.vae.setItemText(0, self._automatic_vae_text())
         self._fill_presets()
+
+    def _automatic_vae_text(self) -> str:
+        return self.tr("Automatic (the checkpoint's own)")
+
+    def _reuse_seed_tooltip(self) -> str:
+        if self._last_seed is None:
+            return self.tr("Reuse the seed of the last image")
+        return self.tr("Reuse the seed of the last image ({seed})").replace("{seed}", str(self._last_seed))
 
     # --- model lists -----------------------------------------------------------------------------
 
@@ -156,7 +171,7 @@ class ParametersPanel(QWidget):
         current = self.vae.currentData()
         self.vae.blockSignals(True)
         self.vae.clear()
-        self.vae.addItem(self.tr("Automatic (the checkpoint's own)"), "")
+        self.vae.addItem(self._automatic_vae_text(), "")
         for entry in entries:
             self.vae.addItem(entry.name, str(entry.path))
         index = self.vae.findData(current or "")
@@ -179,7 +194,7 @@ class ParametersPanel(QWidget):
         seed_text = self.seed.text().strip() or "-1"
         seed = int(seed_text)
         if seed > MAX_SEED:
-            raise InvalidRequest(f"seed must be at most {MAX_SEED}", field="seed")
+            raise InvalidRequest(self.tr("The seed must be at most {max}.").replace("{max}", str(MAX_SEED)), field="seed")
         vae = self.vae.currentData()
         request = GenerationRequest(
             prompt=prompt,
@@ -219,7 +234,7 @@ class ParametersPanel(QWidget):
     def note_last_seed(self, seed: int) -> None:
         self._last_seed = seed
         self.reuse_seed_button.setEnabled(True)
-        self.reuse_seed_button.setToolTip(self.tr("Reuse the seed of the last image ({seed})").replace("{seed}", str(seed)))
+        self.reuse_seed_button.setToolTip(self._reuse_seed_tooltip())
 
     def reuse_last_seed(self) -> None:
         if self._last_seed is not None:

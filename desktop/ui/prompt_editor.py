@@ -372,6 +372,7 @@ class PromptEditor(QWidget):
         self.text_edit = _PromptTextEdit(self.token_label, self.adjust_weight, self._update_completion)
         self.token_label.setParent(self.text_edit)
         self.text_edit.setTabChangesFocus(True)  # Tab moves on, as in a form
+        self._own_placeholder = placeholder is None  # ours follows the language; a caller's is the caller's
         self.text_edit.setPlaceholderText(placeholder if placeholder is not None else self.tr("Prompt"))
         self.highlighter = PromptHighlighter(self.text_edit.document(), self.text_edit.palette())
 
@@ -414,6 +415,7 @@ class PromptEditor(QWidget):
         self.text_edit.setTextCursor(cursor)
 
     def set_placeholder_text(self, text: str) -> None:
+        self._own_placeholder = False
         self.text_edit.setPlaceholderText(text)
 
     def set_token_counter(self, count_tokens: TokenCounter | None) -> None:
@@ -460,6 +462,16 @@ class PromptEditor(QWidget):
             # Light/dark switch: colours are derived from the palette, so derive them again.
             self.highlighter.set_palette(self.text_edit.palette())
             self._style_token_label()
+        elif event.type() == QEvent.Type.LanguageChange:
+            self._retranslate()
+
+    def _retranslate(self) -> None:
+        if self._own_placeholder:
+            self.text_edit.setPlaceholderText(self.tr("Prompt"))
+        self.token_label.setToolTip(self._token_tooltip())
+
+    def _token_tooltip(self) -> str:
+        return self.tr("Tokens used, of what the prompt's 75-token chunks hold")
 
     def _style_token_label(self) -> None:
         palette = self.text_edit.palette()
@@ -497,8 +509,8 @@ class PromptEditor(QWidget):
         if used < 0:
             self.token_label.hide()
             return
-        self.token_label.setText(self.tr("{used}/{limit}").format(used=used, limit=limit))
-        self.token_label.setToolTip(self.tr("Tokens used, of what the prompt's 75-token chunks hold"))
+        self.token_label.setText(f"{used}/{limit}")  # numbers only: the same in every language
+        self.token_label.setToolTip(self._token_tooltip())
         self.token_label.show()
         self.text_edit.place_corner()
         self.token_count_changed.emit(used, limit)

@@ -412,3 +412,25 @@ def test_a_pickle_in_the_other_tab_can_be_converted_from_its_menu(qtbot, paths):
     qtbot.waitUntil(lambda: window.model_browser.model.entry(converted) is not None, timeout=30_000)
     assert load_file(converted).keys()
     close_window(window)
+
+
+def test_files_opened_from_the_dock_arrive_in_one_batch_even_before_the_window_exists(qtbot, tmp_path: Path):
+    """BAD_INPUTS 18: one QFileOpenEvent per file, possibly at launch."""
+    from PySide6.QtGui import QFileOpenEvent
+
+    from desktop.ui.file_open import FileOpenForwarder
+
+    app = QApplication.instance()
+    forwarder = FileOpenForwarder(batch_ms=50)
+    app.installEventFilter(forwarder)
+    try:
+        names = ["a.safetensors", "模型 b.safetensors", "c.ckpt"]
+        for name in names:
+            QApplication.sendEvent(app, QFileOpenEvent(str(tmp_path / name)))
+        batches: list[list[Path]] = []
+        qtbot.wait(100)
+        forwarder.set_target(batches.append)  # the window appears after the events
+        qtbot.waitUntil(lambda: batches != [], timeout=2000)
+        assert batches == [[tmp_path / name for name in names]]
+    finally:
+        app.removeEventFilter(forwarder)
