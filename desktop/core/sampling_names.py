@@ -43,3 +43,7 @@ SCHEDULE_NAMES: tuple[str, ...] = (
     "DDIM",
     "Beta",
 )
+
+# Before A1111 1.9 the schedule was part of the sampler name ("DPM++ 2M Karras"); civitai still shows
+# such names. Longest first, so "SGM Uniform" is not read as "Uniform".
+COMBINED_SCHEDULE_SUFFIXES: tuple[str, ...] = ("SGM Uniform", "Karras", "Exponential", "Uniform")

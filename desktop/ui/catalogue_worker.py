@@ -44,6 +44,13 @@ class CatalogueWorker(QObject):
         matches = catalogue.find_by_hash(sha256)
         return matches[0].path if matches else None
 
+    def find_by_short_hash(self, prefix: str) -> list[CatalogueEntry]:
+        """Models whose AutoV2, network or legacy hash starts with ``prefix`` (an image's "Model hash")."""
+        catalogue = self._catalogue
+        if catalogue is None or len(prefix) < 8:
+            return []
+        return catalogue.find_by_short_hash(prefix)
+
     def full_entry(self, path: Path) -> CatalogueEntry | None:
         """One model with its file metadata (lists leave it out); one indexed row, safe from the GUI thread."""
         catalogue = self._catalogue

@@ -51,6 +51,8 @@ from desktop.core import settings as keys
 from desktop.core.cancel import Cancelled, CancelToken
 from desktop.core.errors import DesktopError, InvalidRequest
 from desktop.core.events import ImageSaved, JobReport, PreviewImage, StepProgress
+from desktop.core.requests import GenerationRequest
+from desktop.core.reuse import reuse_parameters
 from desktop.library.catalogue_entry import CatalogueEntry
 from desktop.library.install import Installed, install_model
 from desktop.library.model_folders import FOLDERS, list_models
@@ -658,6 +660,63 @@ class MainWindow(QMainWindow):
     def cancel_installs(self) -> None:
         for token in self._installing:
             token.cancel()
+
+    # --- reusing an image's parameters ----------------------------------------------------------
+
+    @Slot(object)
+    def reuse_parameters(self, image: object) -> None:
+        """Put an image's prompt and parameters into the fields (anything with .prompt, .negative_prompt, .params)."""
+        try:
+            base = self.parameters.request(self.prompt.text(), self.negative_prompt.text())
+        except (InvalidRequest, ValueError):
+            base = GenerationRequest(prompt="")
+        reused = reuse_parameters(image.prompt, image.negative_prompt, dict(image.params), base)
+        request = reused.request
+        self.prompt.set_text(request.prompt)
+        self.negative_prompt.set_text(request.negative_prompt)
+        self.parameters.apply(request)
+        notes = list(reused.warnings)
+        model_note = self._select_reused_model(reused.model_name, reused.model_hash)
+        if model_note:
+            self.show_error(model_note)
+        else:
+            self.hide_error()
+        if reused.vae_name:
+            index = self.parameters.vae.findText(reused.vae_name)
+            if index >= 0:
+                self.parameters.vae.setCurrentIndex(index)
+        self.statusBar().showMessage(
+            self.tr("Parameters reused") + ("; " + "; ".join(notes) if notes else ""), 10000
+        )
+
+    @Slot(int)
+    def reuse_seed(self, seed: int) -> None:
+        self.parameters.seed.setText(str(seed))
+
+    def _select_reused_model(self, name: str, model_hash: str) -> str:
+        """Select the image's checkpoint by name, else by hash; a message when neither is installed."""
+        if not name and not model_hash:
+            return ""
+        combo = self.parameters.checkpoint
+        index = combo.findText(name) if name else -1
+        if index >= 0:
+            combo.setCurrentIndex(index)
+            return ""
+        same_hash = [entry for entry in self.catalogue_worker.find_by_short_hash(model_hash) if entry.kind == "checkpoint"]
+        if same_hash:
+            self.use_checkpoint(str(same_hash[0].path))
+            self.statusBar().showMessage(
+                self.tr("{model} is not installed under that name; using {other}, which has the same hash")
+                .replace("{model}", name)
+                .replace("{other}", same_hash[0].name),
+                15000,
+            )
+            return ""
+        return (
+            self.tr("This image was made with the model {model} (hash {hash}), which is not installed; the current model is kept.")
+            .replace("{model}", name or "?")
+            .replace("{hash}", model_hash or "?")
+        )
 
     # --- the model browser -----------------------------------------------------------------------
 

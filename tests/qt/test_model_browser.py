@@ -434,3 +434,31 @@ def test_files_opened_from_the_dock_arrive_in_one_batch_even_before_the_window_e
         assert batches == [[tmp_path / name for name in names]]
     finally:
         app.removeEventFilter(forwarder)
+
+
+def test_reuse_parameters_fills_the_fields_and_finds_the_model_by_hash(qtbot, paths):  # noqa: F811
+    """The gallery's and PNG Info's Reuse Parameters: a model renamed on this machine is found by its hash."""
+    from types import SimpleNamespace
+
+    from desktop.core.infotext import parse_infotext
+
+    window = open_window(qtbot, paths)
+    checkpoint = next((paths.models_dir / "Stable-diffusion").glob("*.safetensors"))
+    qtbot.waitUntil(lambda: (e := window.model_browser.model.entry(checkpoint)) is not None and e.sha256 != "", timeout=20_000)
+    sha = window.model_browser.model.entry(checkpoint).sha256
+    prompt, negative, params = parse_infotext(
+        f"a lighthouse\nNegative prompt: fog\nSteps: 9, Sampler: DPM++ 2M Karras, CFG scale: 4.5, Seed: 1234, Size: 448x640, "
+        f"Model hash: {sha[:10]}, Model: the name on civitai"
+    )
+    window.reuse_parameters(SimpleNamespace(prompt=prompt, negative_prompt=negative, params=tuple(params.items())))
+    request = window.parameters.request(window.prompt.text(), window.negative_prompt.text())
+    assert (request.prompt, request.negative_prompt, request.steps, request.sampler, request.schedule) == (
+        "a lighthouse", "fog", 9, "DPM++ 2M", "Karras"
+    )
+    assert (request.cfg_scale, request.seed, request.width, request.height) == (4.5, 1234, 448, 640)
+    assert request.model_path == checkpoint and not window.error_banner.isVisible()
+
+    params["Model hash"], params["Model"] = "0123456789", "missing_model"
+    window.reuse_parameters(SimpleNamespace(prompt=prompt, negative_prompt=negative, params=tuple(params.items())))
+    assert "missing_model" in window.error_banner.text() and "not installed" in window.error_banner.text()
+    close_window(window)

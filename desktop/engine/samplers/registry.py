@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from desktop.core.errors import InvalidRequest
+from desktop.core.sampling_names import COMBINED_SCHEDULE_SUFFIXES
 from desktop.engine.samplers.ddim import sample_ddim
 from desktop.engine.samplers.ddim_cfgpp import sample_ddim_cfgpp
 from desktop.engine.samplers.dpm2 import sample_dpm_2
@@ -94,8 +95,6 @@ SAMPLERS: dict[str, SamplerSpec] = {
     )
 }
 
-# Before A1111 1.9 the schedule was part of the sampler name ("DPM++ 2M Karras").
-_COMBINED_SUFFIXES = ("Karras", "Exponential", "Uniform")
 
 
 def sampler_names() -> list[str]:
@@ -108,7 +107,7 @@ def find_sampler(name: str) -> tuple[SamplerSpec, str | None]:
     for spec in SAMPLERS.values():
         if wanted == spec.name.lower() or wanted in spec.aliases:
             return spec, None
-    for suffix in _COMBINED_SUFFIXES:
+    for suffix in COMBINED_SCHEDULE_SUFFIXES:
         if wanted.endswith(" " + suffix.lower()):
             base = wanted[: -len(suffix) - 1]
             for spec in SAMPLERS.values():
