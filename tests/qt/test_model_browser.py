@@ -250,9 +250,12 @@ def test_a_dropped_lora_is_installed_shown_in_the_browser_and_hashed(qtbot, path
     window = open_window(qtbot, paths)
     qtbot.waitUntil(lambda: window.model_browser.filter.rowCount() == 1, timeout=10_000)  # the checkpoint
     dropped = lora_file(paths.models_dir.parent / "Downloads", "细节 ✨ detail.safetensors", metadata={"modelspec.trigger_phrase": HOSTILE})
+    clock = QElapsedTimer()
+    clock.start()
     with qtbot.waitSignal(window.models_refreshed, timeout=10_000):
         window.install_dropped([dropped])
     qtbot.waitUntil(lambda: window.model_browser.tabs.currentIndex() == 1, timeout=10_000)  # switched to LoRA
+    print(f"dropped LoRA shown in the browser after {clock.elapsed()} ms")
     selected = window.model_browser.selected_entry()
     assert selected is not None and selected.path == paths.models_dir / "Lora" / dropped.name
     qtbot.waitUntil(lambda: window.model_browser.model.entry(selected.path).sha256 != "", timeout=10_000)
