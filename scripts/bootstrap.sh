@@ -14,8 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 stamp="$venv/.installed-$(cat pyproject.toml | sha256sum 2>/dev/null | cut -c1-16 || shasum -a 256 pyproject.toml | cut -c1-16)-${extras:-runtime}"
-if [ -f "$stamp" ]; then
-  exit 0
+if [ -f "$stamp" ] || { [ -z "$extras" ] && [ -f "${stamp%-runtime}-dev" ]; }; then
+  exit 0  # up to date (a dev install includes the runtime)
 fi
 
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
