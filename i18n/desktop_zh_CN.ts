@@ -43,6 +43,207 @@
     </message>
 </context>
 <context>
+    <name>GalleryModel</name>
+    <message>
+        <source>Today</source>
+        <translation>今天</translation>
+    </message>
+    <message>
+        <source>Yesterday</source>
+        <translation>昨天</translation>
+    </message>
+    <message>
+        <source>Seed {seed}</source>
+        <translation>随机种子 {seed}</translation>
+    </message>
+</context>
+<context>
+    <name>GalleryPane</name>
+    <message>
+        <source>Search prompts</source>
+        <translation>搜索提示词</translation>
+    </message>
+    <message>
+        <source>All models</source>
+        <translation>全部模型</translation>
+    </message>
+    <message>
+        <source>All samplers</source>
+        <translation>全部采样方法</translation>
+    </message>
+    <message>
+        <source>All sizes</source>
+        <translation>全部尺寸</translation>
+    </message>
+    <message>
+        <source>Any time</source>
+        <translation>任何时间</translation>
+    </message>
+    <message>
+        <source>Today</source>
+        <translation>今天</translation>
+    </message>
+    <message>
+        <source>Last 7 days</source>
+        <translation>最近 7 天</translation>
+    </message>
+    <message>
+        <source>Last 30 days</source>
+        <translation>最近 30 天</translation>
+    </message>
+    <message>
+        <source>Newest first</source>
+        <translation>最新的在前</translation>
+    </message>
+    <message>
+        <source>Oldest first</source>
+        <translation>最早的在前</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>名称</translation>
+    </message>
+    <message>
+        <source>Show favourites only</source>
+        <translation>只显示收藏</translation>
+    </message>
+    <message>
+        <source>Thumbnails</source>
+        <translation>缩略图</translation>
+    </message>
+    <message>
+        <source>List by day</source>
+        <translation>按日期列出</translation>
+    </message>
+    <message>
+        <source>Show in Detail View</source>
+        <translation>在详细视图中显示</translation>
+    </message>
+    <message>
+        <source>Reuse Parameters</source>
+        <translation>重用参数</translation>
+    </message>
+    <message>
+        <source>Reuse Seed</source>
+        <translation>重用随机种子</translation>
+    </message>
+    <message>
+        <source>Copy Prompt</source>
+        <translation>复制提示词</translation>
+    </message>
+    <message>
+        <source>Copy Infotext</source>
+        <translation>复制生成信息</translation>
+    </message>
+    <message>
+        <source>Reveal in Finder</source>
+        <translation>在访达中显示</translation>
+    </message>
+    <message>
+        <source>Show in Folder</source>
+        <translation>在文件夹中显示</translation>
+    </message>
+    <message>
+        <source>Move to Trash…</source>
+        <translation>移到废纸篓…</translation>
+    </message>
+    <message>
+        <source>Move to Trash</source>
+        <translation>移到废纸篓</translation>
+    </message>
+    <message>
+        <source>Move {name} to the Trash?</source>
+        <translation>要将 {name} 移到废纸篓吗？</translation>
+    </message>
+    <message>
+        <source>Remove from Favourites</source>
+        <translation>取消收藏</translation>
+    </message>
+    <message>
+        <source>Add to Favourites</source>
+        <translation>加入收藏</translation>
+    </message>
+    <message>
+        <source>1 image</source>
+        <translation>1 张图像</translation>
+    </message>
+    <message>
+        <source>{count} images</source>
+        <translation>{count} 张图像</translation>
+    </message>
+    <message>
+        <source>{count} of {total} images</source>
+        <translation>{count} / {total} 张图像</translation>
+    </message>
+</context>
+<context>
+    <name>ImageDetail</name>
+    <message>
+        <source>This image cannot be shown: {error}</source>
+        <translation>无法显示此图像：{error}</translation>
+    </message>
+    <message>
+        <source>Written by {tool}</source>
+        <translation>由 {tool} 生成</translation>
+    </message>
+    <message>
+        <source>No generation parameters found</source>
+        <translation>未找到生成参数</translation>
+    </message>
+    <message>
+        <source>Reuse Parameters</source>
+        <translation>重用参数</translation>
+    </message>
+    <message>
+        <source>Reuse Seed</source>
+        <translation>重用随机种子</translation>
+    </message>
+    <message>
+        <source>Copy Prompt</source>
+        <translation>复制提示词</translation>
+    </message>
+    <message>
+        <source>Copy Infotext</source>
+        <translation>复制生成信息</translation>
+    </message>
+    <message>
+        <source>Reveal in Finder</source>
+        <translation>在访达中显示</translation>
+    </message>
+    <message>
+        <source>Show in Folder</source>
+        <translation>在文件夹中显示</translation>
+    </message>
+    <message>
+        <source>★ Favourite</source>
+        <translation>★ 已收藏</translation>
+    </message>
+    <message>
+        <source>☆ Favourite</source>
+        <translation>☆ 收藏</translation>
+    </message>
+    <message>
+        <source>Move to Trash…</source>
+        <translation>移到废纸篓…</translation>
+    </message>
+    <message>
+        <source>Zoom In</source>
+        <translation>放大</translation>
+    </message>
+    <message>
+        <source>Zoom Out</source>
+        <translation>缩小</translation>
+    </message>
+    <message>
+        <source>Zoom to Fit</source>
+        <translation>缩放至适合大小</translation>
+    </message>
+    <message>
+        <source>Actual Size</source>
+        <translation>实际大小</translation>
+    </message>
+</context>
+<context>
     <name>JobQueue</name>
     <message>
         <source>The saved queue could not be read ({error}); it was moved to {name}.</source>
@@ -311,6 +512,18 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
         <translation>模型 (*.safetensors *.ckpt *.pt *.pth *.bin)</translation>
     </message>
     <message>
+        <source>Parameters reused</source>
+        <translation>已重用参数</translation>
+    </message>
+    <message>
+        <source>{model} is not installed under that name; using {other}, which has the same hash</source>
+        <translation>未以该名称安装 {model}；改用哈希值相同的 {other}</translation>
+    </message>
+    <message>
+        <source>This image was made with the model {model} (hash {hash}), which is not installed; the current model is kept.</source>
+        <translation>此图像使用模型 {model}（哈希值 {hash}）生成，但该模型尚未安装；将保留当前模型。</translation>
+    </message>
+    <message>
         <source>Select an image in the gallery first, then choose Set Preview again.</source>
         <translation>请先在图库中选择一张图像，然后再次选择“将所选图像设为预览图”。</translation>
     </message>
@@ -393,6 +606,25 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>{name} is not a model file: models are .safetensors files (or .ckpt/.pt files, which are converted).</source>
         <translation>{name} 不是模型文件：模型应为 .safetensors 文件（.ckpt/.pt 文件会先转换）。</translation>
+    </message>
+</context>
+<context>
+    <name>MetadataView</name>
+    <message>
+        <source>Prompt</source>
+        <translation>提示词</translation>
+    </message>
+    <message>
+        <source>Negative prompt</source>
+        <translation>反向提示词</translation>
+    </message>
+    <message>
+        <source>Parameters</source>
+        <translation>参数</translation>
+    </message>
+    <message>
+        <source>(none)</source>
+        <translation>（无）</translation>
     </message>
 </context>
 <context>
@@ -660,6 +892,45 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>Choose a size…</source>
         <translation>选择尺寸…</translation>
+    </message>
+</context>
+<context>
+    <name>PngInfoDialog</name>
+    <message>
+        <source>… ({count} more characters not shown)</source>
+        <translation>…（另有 {count} 个字符未显示）</translation>
+    </message>
+    <message>
+        <source>PNG Info</source>
+        <translation>PNG 图片信息</translation>
+    </message>
+    <message>
+        <source>Written by {tool}</source>
+        <translation>由 {tool} 生成</translation>
+    </message>
+    <message>
+        <source>No generation parameters found</source>
+        <translation>未找到生成参数</translation>
+    </message>
+    <message>
+        <source>Show Raw</source>
+        <translation>显示原始数据</translation>
+    </message>
+    <message>
+        <source>Reuse Parameters</source>
+        <translation>重用参数</translation>
+    </message>
+    <message>
+        <source>Copy Infotext</source>
+        <translation>复制生成信息</translation>
+    </message>
+    <message>
+        <source>Cannot Read Image</source>
+        <translation>无法读取图像</translation>
+    </message>
+    <message>
+        <source>{name} cannot be read: {error}</source>
+        <translation>无法读取 {name}：{error}</translation>
     </message>
 </context>
 <context>

@@ -21,7 +21,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +38,7 @@ from desktop.library.sidecars import (
     metadata_trigger_words,
     read_sidecars,
 )
+from desktop.library.sqlite_cache import open_cache, storable
 
 SCHEMA_VERSION = 1
 
@@ -305,68 +305,14 @@ class Catalogue:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return _connect(path)
-        except sqlite3.DatabaseError as exc:
-            if not _is_corrupt(exc):
-                raise
-        # It is only a cache: keep the broken file for a bug report, start afresh.
-        _move_aside(path)
-        return _connect(path)
-    except (sqlite3.Error, OSError) as exc:
-        raise DesktopError(
-            f"The model catalogue {path} cannot be opened: {exc}", path=str(path), reason="unopenable"
-        ) from exc
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, check_same_thread=False)
-    try:
-        # Read before anything is written: even switching to WAL rewrites the file header.
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise NewerCatalogueError(
-                f"The model catalogue {path} was written by a newer version of {APP_NAME} "
-                f"(format {version}; this version reads format {SCHEMA_VERSION}). It was left as it is: "
-                "update the app, or move the file away to let this version rebuild it.",
-                path=str(path),
-                found=version,
-                supported=SCHEMA_VERSION,
-            )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        if version < SCHEMA_VERSION:
-            # An older format is simply rebuilt: everything in it can be found again on disk.
-            connection.executescript(
-                f"BEGIN; DROP TABLE IF EXISTS models; {_SCHEMA}"
-                f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        connection.execute("SELECT count(*) FROM models").fetchone()
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def _move_aside(path: Path) -> None:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    number = 1
-    while target.exists():
-        number += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
-    os.replace(path, target)
-    # A journal left beside the broken file belongs to it, not to the new database.
-    for suffix in ("-wal", "-shm", "-journal"):
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            os.replace(companion, target.with_name(target.name + suffix))
+    return open_cache(
+        path,
+        what="model catalogue",
+        version=SCHEMA_VERSION,
+        schema=f"DROP TABLE IF EXISTS models; {_SCHEMA}",
+        check="SELECT count(*) FROM models",
+        newer_error=NewerCatalogueError,
+    )
 
 
 # --- probing ---------------------------------------------------------------------------------
@@ -398,7 +344,7 @@ def _probe_row(file: FoundFile, key: bytes, size: int, mtime_ns: int) -> tuple[_
     except DesktopError as exc:
         return row._replace(error=_failure_message(file.path, exc)), "[]"
     except Exception as exc:  # noqa: BLE001 - one strange file must not end the scan of thousands
-        return row._replace(error=_storable(f"{file.path.name} could not be identified: {exc}")), "[]"
+        return row._replace(error=storable(f"{file.path.name} could not be identified: {exc}")), "[]"
     header = probe.header
     metadata = header.metadata if header is not None else {}
     row = row._replace(
@@ -421,7 +367,7 @@ def _failure_message(path: Path, exc: DesktopError) -> str:
         )
     else:
         message = exc.message
-    return _storable(message)
+    return storable(message)
 
 
 def _placement_reasons(probe: ModelProbe, file: FoundFile) -> list[str]:
@@ -430,12 +376,6 @@ def _placement_reasons(probe: ModelProbe, file: FoundFile) -> list[str]:
     if same:
         return []
     return [f"found in a {file.folder_kind} folder, but its contents say it is a {probe.kind.label}"]
-
-
-def _storable(text: str) -> str:
-    # A name that is not valid UTF-8 (possible on Linux) reaches messages as lone surrogates,
-    # which SQLite cannot store; the message is only shown, so a replacement character will do.
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 # --- files on disk ---------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from desktop.core.events import ImageSaved, JobReport, PreviewImage, StepProgres
 from desktop.core.requests import GenerationRequest
 from desktop.core.reuse import reuse_parameters
 from desktop.library.catalogue_entry import CatalogueEntry
+from desktop.library.gallery_store import GalleryStore
 from desktop.library.install import Installed, install_model
 from desktop.library.model_folders import FOLDERS, list_models
 from desktop.library.probe import PICKLE_SUFFIXES
@@ -62,9 +63,12 @@ from desktop.library.styles import Style, apply_style, read_styles, write_styles
 from desktop.ui.catalogue_worker import CatalogueWorker
 from desktop.ui.engine_worker import Engine, EngineWorker
 from desktop.ui.image_view import ImageView, preview_to_image
+from desktop.ui.gallery import GalleryPane
+from desktop.ui.gallery_worker import GalleryWorker
 from desktop.ui.job_queue import RUNNING, JobQueue
 from desktop.ui.model_browser import ModelBrowser
 from desktop.ui.parameters import ParametersPanel
+from desktop.ui.png_info import show_png_info
 from desktop.ui.preferences import PreferencesDialog
 from desktop.ui.prompt_editor import PromptEditor
 from desktop.ui.settings_store import SettingsStore
@@ -86,6 +90,12 @@ class AppPaths:
     def catalogue(self) -> Path:
         return self.catalogue_file or self.settings_file.with_name("models.sqlite")
 
+    def gallery_index(self) -> Path:
+        return self.settings_file.with_name("gallery.sqlite")
+
+    def thumbnails(self) -> Path:
+        return self.settings_file.parent / "thumbnails"
+
 
 class MainWindow(QMainWindow):
     engine_options_changed = Signal(dict)  # to the worker (queued): output_dir, device, precision...
@@ -95,6 +105,9 @@ class MainWindow(QMainWindow):
     shutdown_requested = Signal()
     catalogue_refresh_requested = Signal(list)  # model roots, to the catalogue thread
     catalogue_shutdown_requested = Signal()
+    gallery_reconcile_requested = Signal(list)  # output folders, to the gallery thread
+    gallery_add_requested = Signal(str)  # a just-saved image
+    gallery_shutdown_requested = Signal()
     models_refreshed = Signal()  # the browser shows the catalogue's latest scan
 
     def __init__(
@@ -128,6 +141,15 @@ class MainWindow(QMainWindow):
         self.catalogue_worker = CatalogueWorker(paths.catalogue())
         self.catalogue_worker.moveToThread(self.catalogue_thread)
         self.model_watcher = QFileSystemWatcher(self)
+        self.gallery_thread = QThread(self)
+        self.gallery_thread.setObjectName("GalleryThread")
+        self.gallery_worker: GalleryWorker | None = None
+        self._gallery_problem = ""
+        try:
+            self.gallery_worker = GalleryWorker(GalleryStore(paths.gallery_index(), paths.thumbnails()))
+            self.gallery_worker.moveToThread(self.gallery_thread)
+        except DesktopError as error:  # e.g. an index written by a newer version: refused, never overwritten
+            self._gallery_problem = str(error)
         self._watch_timer = QTimer(self)
         self._watch_timer.setSingleShot(True)
         self._watch_timer.setInterval(800)  # a copy in Finder changes a folder many times: refresh once
@@ -139,6 +161,12 @@ class MainWindow(QMainWindow):
         self.retranslate()
         self._restore()
         self.catalogue_thread.start()
+        if self.gallery_worker is not None:
+            self.gallery_thread.start()
+            self.gallery.set_store(self.gallery_worker.store)
+            self.reconcile_gallery()
+        elif self._gallery_problem:
+            self.show_error(self._gallery_problem)
         self.refresh_models()
         self.engine_thread.start()
         self._apply_engine_options()
@@ -270,13 +298,8 @@ class MainWindow(QMainWindow):
         self.model_browser.setObjectName("model_browser")
         self.models_dock = self._dock("models_dock", self.model_browser, Qt.DockWidgetArea.RightDockWidgetArea)
 
-        self.gallery = QListWidget()
+        self.gallery = GalleryPane()
         self.gallery.setObjectName("gallery")
-        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
-        self.gallery.setIconSize(QSize(96, 96))
-        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.gallery.setMovement(QListWidget.Movement.Static)
-        self.gallery.setMinimumHeight(130)
         self.gallery_dock = self._dock("gallery_dock", self.gallery, Qt.DockWidgetArea.BottomDockWidgetArea)
 
         self.queue_view = QListView()
@@ -301,7 +324,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.queue_dock, self.models_dock)  # one column on the right, two tabs
         self.queue_dock.raise_()
         self.resizeDocks([self.queue_dock], [270], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.gallery_dock], [140], Qt.Orientation.Vertical)
+        self.resizeDocks([self.gallery_dock], [230], Qt.Orientation.Vertical)
 
     def _dock(self, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(self)
@@ -408,7 +431,17 @@ class MainWindow(QMainWindow):
         self.model_watcher.directoryChanged.connect(self._watch_timer.start)
         self._watch_timer.timeout.connect(self.refresh_models)
         self.parameters.checkpoint.currentIndexChanged.connect(self._on_checkpoint_selected)
-        self.gallery.itemActivated.connect(self._on_gallery_activated)
+        self.gallery.image_activated.connect(self._on_gallery_activated)
+        self.gallery.reuse_requested.connect(self.reuse_parameters)
+        self.gallery.reuse_seed_requested.connect(self.reuse_seed)
+        self.gallery.problem.connect(self._on_catalogue_problem)
+        if self.gallery_worker is not None:
+            gallery = self.gallery_worker
+            self.gallery_reconcile_requested.connect(gallery.reconcile)
+            self.gallery_add_requested.connect(gallery.add)
+            self.gallery_shutdown_requested.connect(gallery.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
+            gallery.changed.connect(self.gallery.refresh)
+            gallery.problem.connect(self._on_catalogue_problem)
 
         self.queue_up.clicked.connect(lambda: self._move_selected_job(-1))
         self.queue_down.clicked.connect(lambda: self._move_selected_job(1))
@@ -619,6 +652,7 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self._apply_engine_options()
             self.refresh_models()
+            self.reconcile_gallery()
 
     def open_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -752,11 +786,11 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def set_model_preview(self, entry: CatalogueEntry) -> None:
         """Use the selected gallery image as the model's ``name.preview.png`` (written atomically)."""
-        item = self.gallery.currentItem()
-        if item is None:
+        selected = self.gallery.selected_image()
+        if selected is None:
             self.show_error(self.tr("Select an image in the gallery first, then choose Set Preview again."))
             return
-        image = QImage(item.data(Qt.ItemDataRole.UserRole))
+        image = QImage(str(selected.path))
         stem = entry.path if entry.is_folder else entry.path.with_suffix("")
         target = Path(f"{stem}.preview.png")
         temp = target.with_name(f".{target.name}.tmp")
@@ -895,10 +929,7 @@ class MainWindow(QMainWindow):
         self.image_view.set_image(pixmap)
         self.queue.on_image_saved(job_id, saved.path)
         self.parameters.note_last_seed(saved.seed)
-        item = QListWidgetItem(QIcon(pixmap.scaled(192, 192, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)), "")
-        item.setData(Qt.ItemDataRole.UserRole, saved.path)
-        item.setToolTip(saved.infotext)
-        self.gallery.insertItem(0, item)
+        self.gallery_add_requested.emit(str(saved.path))
 
     @Slot(str, object)
     def _on_job_finished(self, job_id: str, report: JobReport) -> None:
@@ -961,8 +992,14 @@ class MainWindow(QMainWindow):
         if on and self.queue.running() is None and not self.queue.waiting():
             self.generate()
 
-    def _on_gallery_activated(self, item: QListWidgetItem) -> None:
-        self.image_view.set_image(QPixmap(item.data(Qt.ItemDataRole.UserRole)))
+    @Slot(str)
+    def _on_gallery_activated(self, path: str) -> None:
+        self.image_view.set_image(QPixmap(path))
+        self.pages.setCurrentIndex(1)
+
+    def reconcile_gallery(self) -> None:
+        """Bring the gallery index in line with the output folder (images added or removed in Finder)."""
+        self.gallery_reconcile_requested.emit([str(self.output_dir())])
 
     def _selected_job_id(self) -> str | None:
         index = self.queue_view.currentIndex()
@@ -1000,6 +1037,8 @@ class MainWindow(QMainWindow):
         # LanguageChange to every widget, and each one re-reads its texts.
         if event.type() == QEvent.Type.LanguageChange:
             self.retranslate()
+        elif event.type() == QEvent.Type.ActivationChange and self.isActiveWindow() and self.gallery_thread.isRunning():
+            self.reconcile_gallery()  # back from Finder: images may have been added or deleted there
         super().changeEvent(event)
 
     # --- drag and drop ---------------------------------------------------------------------------
@@ -1018,6 +1057,9 @@ class MainWindow(QMainWindow):
         """Install the model files among ``files``; say what each other file is and why it was not installed."""
         models, refused = [], []
         for path in files:
+            if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file():
+                self.show_png_info(path)  # PNG Info: how the image was made
+                continue
             reason = _not_a_model_reason(path)
             if reason is None:
                 models.append(path)
@@ -1028,6 +1070,11 @@ class MainWindow(QMainWindow):
         if models:
             self.install(models)
 
+    def show_png_info(self, path: Path) -> None:
+        dialog = show_png_info(self, path)
+        if dialog is not None:
+            dialog.reuse_requested.connect(self.reuse_parameters)
+
     # --- shutdown ------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -1035,8 +1082,18 @@ class MainWindow(QMainWindow):
         self.cancel_installs()
         self._install_pool.waitForDone(5000)  # a cancelled copy stops within one 8 MB block
         self.shutdown_catalogue()
+        self.shutdown_gallery()
         self.shutdown_engine()
         super().closeEvent(event)
+
+    def shutdown_gallery(self) -> None:
+        if self.gallery_worker is None or not self.gallery_thread.isRunning():
+            return
+        self.gallery.set_store(None)
+        self.gallery_worker.stop()
+        self.gallery_shutdown_requested.emit()  # blocks until the index is closed
+        self.gallery_thread.quit()
+        self.gallery_thread.wait(10000)
 
     def shutdown_catalogue(self) -> None:
         if not self.catalogue_thread.isRunning():
@@ -1063,6 +1120,7 @@ def _duration(seconds: float) -> str:
 
 
 _MODEL_SUFFIXES = frozenset({".safetensors", *PICKLE_SUFFIXES})
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 
 
 def _not_a_model_reason(path: Path) -> str | None:

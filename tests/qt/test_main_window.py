@@ -124,7 +124,9 @@ def test_cmd_return_makes_an_image_with_metadata_and_the_gui_never_stalls(qtbot,
     parameters = Image.open(files[0]).text["parameters"]
     assert parameters.startswith("a red (apple:1.2) on a table\n")
     assert "Steps: 4, Sampler: Euler a" in parameters and "Size: 64x64" in parameters
-    assert window.image_view.has_image() and window.gallery.count() == 1
+    assert window.image_view.has_image()
+    qtbot.waitUntil(lambda: window.gallery.model.total() == 1, timeout=10_000)  # indexed by the gallery thread
+    assert window.gallery.model.image_at(0).path == files[0].resolve()
     assert window.queue.job(job_id).state == FINISHED
     worst = max(gaps)
     print(f"worst GUI stall while generating: {worst:.0f} ms over {len(gaps)} heartbeats")

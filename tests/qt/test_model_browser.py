@@ -369,22 +369,20 @@ def test_screenshot_of_the_browser_in_the_window(qtbot, paths):  # noqa: F811
 
 
 def test_set_preview_uses_the_selected_gallery_image(qtbot, paths, tmp_path: Path):  # noqa: F811
-    from PySide6.QtWidgets import QListWidgetItem
-
     lora = lora_file(paths.models_dir / "Lora", "style.safetensors")
     window = open_window(qtbot, paths)
     qtbot.waitUntil(lambda: window.model_browser.model.entry(lora) is not None, timeout=10_000)
     window.set_model_preview(window.model_browser.model.entry(lora))
     assert "Select an image in the gallery" in window.error_banner.text()
 
-    picture = tmp_path / "00001-123.png"
+    picture = window.output_dir() / "00001-123.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
     image = QImage(64, 96, QImage.Format.Format_RGB32)
     image.fill(QColor("gold"))
     image.save(str(picture))
-    item = QListWidgetItem("")
-    item.setData(Qt.ItemDataRole.UserRole, str(picture))
-    window.gallery.addItem(item)
-    window.gallery.setCurrentItem(item)
+    window.reconcile_gallery()
+    qtbot.waitUntil(lambda: window.gallery.model.total() == 1, timeout=10_000)
+    assert window.gallery.select(picture.resolve())
     with qtbot.waitSignal(window.models_refreshed, timeout=10_000):
         window.set_model_preview(window.model_browser.model.entry(lora))
     preview = lora.with_suffix(".preview.png")
