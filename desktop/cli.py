@@ -1,8 +1,11 @@
-"""Headless commands: ``generate`` (txt2img), ``info`` (what a model file is) and ``convert`` (pickle to safetensors).
+"""Headless commands: ``generate`` (txt2img), ``info`` (what a model file is, or how an image was
+made) and ``convert`` (pickle to safetensors).
 
 Contract: ``generate`` prints one saved path per line on stdout and progress on stderr; exit
 status 0 on success, 2 on bad input (with a one-line error naming the problem), 1 on any other
-failure, 130 when cancelled with Ctrl+C.
+failure, 130 when cancelled with Ctrl+C. ``info IMAGE`` prints exactly the A1111 infotext on
+stdout (for other tools, the A1111 text their settings amount to) and the tool's name on stderr,
+or "no generation parameters found"; exit 2 when the file is not an image or is damaged.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -69,11 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default="auto", choices=["auto", "cpu", "mps", "cuda"])
     generate.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     generate.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_output_dir()})")
+    generate.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help=(
+            "an A1111-layout root (models/Lora, models/VAE, embeddings, models/hypernetworks, or those folders "
+            f"directly inside) where names in the prompt and --model/--vae names are looked up (default {default_models_dir()})"
+        ),
+    )
 
-    info = commands.add_parser("info", help="what a model file is, without loading it")
+    info = commands.add_parser(
+        "info", help="what a model file is, without loading it; or, for an image, the generation parameters it carries"
+    )
     info.add_argument("path", type=Path)
     info.add_argument("--json", action="store_true", help="machine-readable output")
-    info.add_argument("--no-hash", action="store_true", help="skip hashing (fast on huge files)")
+    info.add_argument("--no-hash", action="store_true", help="skip hashing (fast on huge files; models only)")
 
     convert = commands.add_parser(
         "convert", help="convert a .ckpt/.pt/.bin pickle file to .safetensors (read safely, in a separate process)"
@@ -150,6 +165,15 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def _models_root(given: Path | None) -> Path | None:
+    """An A1111 webui folder has its models in ``models/``; a models folder is used as it is."""
+    if given is None:
+        return None
+    if not given.is_dir():
+        raise UserInputError(f"--models-dir {given} is not a folder")
+    return given / "models" if (given / "models").is_dir() and not (given / "Lora").is_dir() else given
+
+
 def resolve_model_path(given: Path, folder: str, models_dir: Path | None = None) -> Path:
     """``given`` as typed, or else a file of that name in the A1111 folder (``models/<folder>``).
 
@@ -167,9 +191,9 @@ def resolve_model_path(given: Path, folder: str, models_dir: Path | None = None)
 
 
 def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    args.model = resolve_model_path(args.model, "Stable-diffusion")
+    args.model = resolve_model_path(args.model, "Stable-diffusion", _models_root(args.models_dir))
     if args.vae is not None:
-        args.vae = resolve_model_path(args.vae, "VAE")
+        args.vae = resolve_model_path(args.vae, "VAE", _models_root(args.models_dir))
     request = _request_from(args)
     request.validate()  # bad sizes and counts fail before torch is even imported
 
@@ -184,7 +208,10 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.vae is not None:
         probe_model(args.vae)  # unreadable VAE files fail now, not after the checkpoint loaded
 
-    service = EngineService(EngineOptions(output_dir=args.out or default_output_dir(), device=args.device, precision=args.precision))
+    roots = (_models_root(args.models_dir),) if args.models_dir else (default_models_dir(),)
+    service = EngineService(
+        EngineOptions(output_dir=args.out or default_output_dir(), device=args.device, precision=args.precision, model_roots=roots)
+    )
     progress = _ProgressPrinter(err)
     cancel = CancelToken()
     try:
@@ -265,6 +292,8 @@ def _convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if _is_image(args.path):
+        return _image_info(args.path, args.json, out, err)
     from desktop.library.hashes import autov2_hash, legacy_model_hash, safetensors_tensor_hash, sha256_file, short_network_hash
     from desktop.library.probe import probe_model
 
@@ -299,3 +328,48 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 value = "; ".join(value)
             print(f"{key}: {value}", file=out)
     return EXIT_OK
+
+
+def _is_image(path: Path) -> bool:
+    """An image by its content; a file named like an image that is not one is reported as such too."""
+    from desktop.library.image_metadata import IMAGE_SUFFIXES, image_format
+
+    if path.is_dir():
+        return False
+    return image_format(path) is not None or path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _image_info(path: Path, as_json: bool, out: TextIO, err: TextIO) -> int:
+    from desktop.library.image_metadata import SOURCE_NAMES, read_image_metadata
+
+    metadata = read_image_metadata(path)
+    if as_json:
+        facts = {
+            "source": metadata.source,
+            "prompt": metadata.prompt,
+            "negative_prompt": metadata.negative_prompt,
+            "params": dict(metadata.params),
+            "width": metadata.width,
+            "height": metadata.height,
+        }
+        print(json.dumps(facts, ensure_ascii=False, indent=2), file=out)
+        return EXIT_OK
+    if not metadata.found:
+        print("no generation parameters found", file=out)
+        return EXIT_OK
+    # stdout is exactly the infotext, for scripts; which tool wrote it goes to stderr.
+    print(f"source: {SOURCE_NAMES.get(metadata.source, metadata.source)}", file=err)
+    print(_for_terminal(metadata.infotext(), out), file=out)
+    return EXIT_OK
+
+
+# Control characters and bidirectional overrides: in text from a stranger's image they could
+# recolour, retitle or reorder a terminal. Newlines and tabs are the infotext's own.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _for_terminal(text: str, stream: TextIO) -> str:
+    """``text`` with control characters shown as escapes when ``stream`` is a terminal; as is for pipes."""
+    if not stream.isatty():
+        return text
+    return _TERMINAL_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

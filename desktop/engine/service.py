@@ -9,6 +9,7 @@ so the caller (and its thread) survives anything.
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,7 @@ from desktop.core.cancel import CancelToken, Cancelled
 from desktop.core.errors import DesktopError, InvalidRequest, UserInputError
 from desktop.core.events import ImageSaved, JobFailure, JobReport, PreviewImage, StepProgress
 from desktop.core.generation_params import ModelInfo
+from desktop.core.prompt_syntax import extract_networks
 from desktop.core.requests import GenerationRequest
 
 ProgressHandler = Callable[[StepProgress], None]
@@ -36,7 +38,8 @@ class EngineOptions:
     precision: str = "auto"
     attention_slicing: bool = False
     preview: bool = True  # a preview every step: TAESD when installed, else the cheap projection
-    model_roots: tuple[Path, ...] = ()  # A1111 model roots, searched for TAESD (models/VAE-approx)
+    model_roots: tuple[Path, ...] = ()  # A1111 model roots: LoRAs, embeddings, hypernetworks and TAESD are looked up here
+    cache_dir: Path | None = None  # converted hypernetworks (.pt -> .safetensors); a temporary folder when None
 
 
 class _EitherToken(CancelToken):
@@ -68,6 +71,8 @@ class EngineService:
     _taesd: object | None = None  # TaesdPreview, kept between jobs
     _hashes: dict[tuple[str, int, int], Future[str]] = field(default_factory=dict)
     _hash_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-hash"))
+    _networks: object | None = None  # ExtraNetworks: loaded networks and the current LoRA patch
+    _network_hashes: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
     def run(
         self,
@@ -95,8 +100,7 @@ class EngineService:
             return JobReport("failed", tuple(images), failure=failure, seconds=time.perf_counter() - started)
 
     def _run(self, request, on_progress, on_preview, on_image, on_status, cancel, skip, images) -> tuple[str, tuple[str, ...]]:
-        from desktop.engine.txt2img import GeneratedImage, Txt2ImgPipeline
-        from desktop.library.outputs import save_png
+        from desktop.engine.txt2img import Txt2ImgPipeline
 
         status = on_status or (lambda _message: None)
         if request.model_path is None:
@@ -105,9 +109,17 @@ class EngineService:
         if cancel is not None and cancel.is_set():
             return "cancelled", ()
         model, info = self._model_for(request, status)
-        pipeline = Txt2ImgPipeline(model, info)
         request = request.with_resolved_seed()
         warnings: list[str] = []
+        with self._extra_networks().activated(model, extract_networks(request.prompt)[1], self._network_files()) as networks:
+            pipeline = Txt2ImgPipeline(model, info, networks=networks)
+            return self._run_batches(request, pipeline, model, networks, warnings, on_progress, on_preview, on_image, cancel, skip, images)
+
+    def _run_batches(self, request, pipeline, model, networks, warnings, on_progress, on_preview, on_image, cancel, skip, images):
+        """One batch at a time (so Skip can abandon one), each image saved as soon as it is decoded."""
+        from desktop.engine.txt2img import GeneratedImage
+        from desktop.library.outputs import save_png
+
         output_dir = self.options.output_dir
         previewer = self._previewer(model) if on_preview is not None and self.options.preview else None
 
@@ -134,7 +146,7 @@ class EngineService:
                     on_image(saved)
 
             result = pipeline(batch, on_step=progress, on_image=save, cancel=token, on_denoised=denoised)
-            messages = [f"<{n.kind}:{n.name}> was not applied: networks are not supported yet" for n in result.ignored_networks]
+            messages = list(networks.warnings)
             if result.vae_upcast:
                 messages.append("the VAE produced NaNs in half precision and was rerun in fp32")
             warnings.extend(message for message in messages if message not in warnings)
@@ -153,6 +165,8 @@ class EngineService:
         key = (str(path), _stamp(path), str(vae), _stamp(vae), self.options.device, self.options.precision)
         if self._loaded is None or self._loaded.key != key:
             self._loaded = None  # a 16 GB Mac cannot hold two checkpoints: free the old one first
+            if self._networks is not None:
+                self._networks.forget_model()
             gc.collect()
             plan = plan_devices(self.options.device, self.options.precision)
             status(f"Device: {plan.description}")
@@ -170,6 +184,30 @@ class EngineService:
             )
             self._loaded = _Loaded(key, model, info)
         return self._loaded.model, self._loaded.info
+
+    def _extra_networks(self):
+        from desktop.engine.networks.activation import ExtraNetworks
+
+        if self._networks is None:
+            cache = self.options.cache_dir or Path(tempfile.gettempdir()) / "diffusion-desktop-cache"
+            self._networks = ExtraNetworks(cache, self._network_hash)
+        return self._networks
+
+    def _network_files(self):
+        from desktop.engine.networks.activation import NetworkFiles
+
+        return NetworkFiles.scan(self.options.model_roots)  # a directory listing per job: files added meanwhile are found
+
+    def _network_hash(self, path: Path) -> str:
+        """The 12 hex chars A1111 writes in "Lora hashes"/"TI hashes": the tensor-data hash of a safetensors file."""
+        from desktop.library.hashes import safetensors_tensor_hash, sha256_file, short_network_hash
+
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._network_hashes:
+            full = safetensors_tensor_hash(path) if path.suffix.lower() == ".safetensors" else sha256_file(path)
+            self._network_hashes[key] = short_network_hash(full)
+        return self._network_hashes[key]
 
     def _previewer(self, model):
         """TAESD for the model's family when installed (loaded once), else A1111's cheap projection."""
@@ -201,10 +239,14 @@ class EngineService:
                 value = Path(value)
             elif name == "model_roots":
                 value = tuple(Path(root) for root in value)
+            elif name == "cache_dir" and value is not None:
+                value = Path(value)
             setattr(self.options, name, value)
 
     def unload(self) -> None:
         self._loaded = None
+        if self._networks is not None:
+            self._networks.forget_model()
         gc.collect()
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ from desktop.engine.conditioning import encode_prompt, encode_prompt_sdxl
 from desktop.engine.denoiser import CFGDenoiser, CompVisDenoiser, CompVisTimestepsDenoiser, DiscreteSchedule, WrapperFactory
 from desktop.engine.prompt_conditioning import EncodedText, PromptConditioning, build_prompt_conditioning
 from desktop.engine.loading import LoadedModel
+from desktop.engine.networks.activation import JobNetworks
+from desktop.engine.networks.embeddings import PromptEmbeddings
 from desktop.engine.noise import ImageNoise, SeedVariation
 from desktop.engine.samplers import SamplerKind, SamplerSpec, find_sampler
 from desktop.engine.samplers.brownian import BrownianTreeNoise, brownian_sigma_range
@@ -64,7 +66,7 @@ class Txt2ImgResult:
     schedule_label: str
     cancelled: bool = False
     vae_upcast: bool = False  # the half-precision VAE produced NaNs and was retried in fp32
-    ignored_networks: tuple[NetworkRef, ...] = ()  # <lora:...> tags this engine cannot apply yet
+    network_tags: tuple[NetworkRef, ...] = ()  # the <lora:...> tags taken out of the prompt (the service applies them)
 
 
 # A1111's model wrapper for each sampler class (the inner model of its CFGDenoiser).
@@ -106,8 +108,10 @@ class Txt2ImgPipeline:
         *,
         unet: UNetBackend | None = None,
         vae: VAEBackend | None = None,
+        networks: JobNetworks | None = None,
     ) -> None:
         self.model = model
+        self.networks = networks or JobNetworks()  # embeddings to place, and the infotext keys of what was used
         self.model_info = model_info or ModelInfo(name=model.path.stem if model.path.is_file() else model.path.name)
         self.unet = unet or TorchUNet(model.unet)
         self.vae = vae or TorchVAE(model.vae, model.vae_scaling_factor)
@@ -148,7 +152,7 @@ class Txt2ImgPipeline:
             plan.schedule_label,
             cancelled=cancelled,
             vae_upcast=bool(getattr(self.vae, "upcast_after_nan", False)),
-            ignored_networks=tuple(networks),
+            network_tags=tuple(networks),
         )
 
     @property
@@ -169,11 +173,13 @@ class Txt2ImgPipeline:
         """
         prompt, networks = extract_networks(request.prompt)
         model = self.model
+        library = self.networks.embeddings
+        embeddings = PromptEmbeddings.for_encoders(library, model.text_encoders) if library is not None else None
 
         def encode_text(text: str) -> EncodedText:
             if model.family is ModelFamily.SDXL:
                 context, pooled = encode_prompt_sdxl(
-                    text, model.tokenizers, model.text_encoders, novelai=request.novelai_emphasis
+                    text, model.tokenizers, model.text_encoders, novelai=request.novelai_emphasis, embeddings=embeddings
                 )
                 return EncodedText(context, pooled)
             context = encode_prompt(
@@ -183,12 +189,15 @@ class Txt2ImgPipeline:
                 clip_skip=request.clip_skip,
                 family=model.family,
                 novelai=request.novelai_emphasis,
+                embeddings=embeddings,
             )
             return EncodedText(context)
 
         # Second-order samplers call the model twice a step, and A1111 counts schedules in calls.
         schedule_steps = request.steps * (2 if plan.sampler.second_order else 1)
         conditioning = build_prompt_conditioning(prompt, request.negative_prompt, schedule_steps, encode_text)
+        if embeddings is not None:
+            self.networks.note_embeddings(embeddings.used, embeddings.warnings)
         return conditioning, networks
 
     def sample(
@@ -284,4 +293,9 @@ class Txt2ImgPipeline:
             schedule_label=plan.schedule_label,
             model=self.model_info,
         )
+        if self.networks.extra_params:
+            # A1111 writes the networks' keys (Lora hashes, TI hashes...) after its own, before Version.
+            version = params.pop("Version")
+            params.update(self.networks.extra_params)
+            params["Version"] = version
         return format_infotext(request.prompt, request.negative_prompt, params)

@@ -600,7 +600,8 @@ class MainWindow(QMainWindow):
                 "precision": store.get(keys.PRECISION),
                 "attention_slicing": store.get(keys.ATTENTION_SLICING),
                 "preview": store.get(keys.PREVIEW) != "off",
-                "model_roots": tuple(self.model_roots()),  # where TAESD preview weights may be
+                "model_roots": tuple(self.model_roots()),  # LoRAs, embeddings, hypernetworks, TAESD
+                "cache_dir": self.paths.settings_file.parent / "cache",  # converted hypernetworks
             }
         )
 

@@ -235,7 +235,7 @@ def test_generate_accepts_the_full_prompt_language(tiny_sd1, tmp_path):
     assert code == 0, err
     saved_prompt, saved_negative, _ = parse_infotext(Image.open(out.strip()).text["parameters"])
     assert (saved_prompt, saved_negative) == (prompt, negative)
-    assert "<lora:x>" in err and "not applied" in err
+    assert "LoRA 'x' was not found" in err  # a warning; the image is made without it
 
 
 def test_model_names_are_looked_up_in_the_a1111_folders(tmp_path, monkeypatch):

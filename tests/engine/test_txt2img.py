@@ -152,5 +152,5 @@ def test_and_and_networks_are_handled_and_reported(pipeline):
     )
     assert recorder.contexts[0].shape[0] == 3  # two AND parts and the negative, one image
     # A1111 takes network tags from the positive prompt only; in the negative they are plain text
-    assert [(n.kind, n.name, n.te_weight) for n in result.ignored_networks] == [("lora", "detail", 0.7)]
+    assert [(n.kind, n.name, n.te_weight) for n in result.network_tags] == [("lora", "detail", 0.7)]
     assert parse_infotext(result.images[0].infotext)[0] == "a cat AND a hat :0.5 <lora:detail:0.7>"
