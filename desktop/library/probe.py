@@ -12,6 +12,7 @@ they are refused without being opened: at most their first bytes are read, never
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,6 +574,24 @@ def _probe_vae(header: SafetensorsHeader) -> _Match | None:
     return None
 
 
+_HYPERNETWORK_TENSOR = re.compile(r"^(\d+)\.[01]\.linear\.\d+\.(weight|bias)$")
+
+
+def _probe_hypernetwork(header: SafetensorsHeader) -> _Match | None:
+    """An A1111 hypernetwork as our pickle converter writes it: ``{dim}.{0|1}.linear.{n}.weight`` per context width."""
+    names = list(header.tensors)
+    if not names or not all(_HYPERNETWORK_TENSOR.match(name) for name in names):
+        return None
+    dims = sorted({int(_HYPERNETWORK_TENSOR.match(name).group(1)) for name in names})
+    family = ModelFamily.SD1 if 768 in dims else ModelFamily.SD2 if 1024 in dims else ModelFamily.UNKNOWN
+    marker = header.metadata.get("format") == "a1111-hypernetwork"
+    reasons = (
+        "key/value module pairs per context width (N.0.linear.*, N.1.linear.*)" + (", format=a1111-hypernetwork" if marker else ""),
+        "widths " + ", ".join(map(str, dims)),
+    )
+    return _Match(ModelKind.HYPERNETWORK, family, reasons=reasons)
+
+
 def _probe_upscaler(header: SafetensorsHeader) -> _Match | None:
     tensors = header.tensors
     if "conv_first.weight" in tensors:
@@ -589,6 +608,7 @@ _PROBES: tuple[tuple[str, _Probe], ...] = (
     ("checkpoint", _probe_checkpoint),
     ("LoRA/LyCORIS", _probe_network),
     ("embedding", _probe_embedding),
+    ("hypernetwork", _probe_hypernetwork),
     ("VAE", _probe_vae),
     ("upscaler", _probe_upscaler),
 )

@@ -863,3 +863,15 @@ def test_checkpoints_from_the_ldm_layout_spec(
     assert (probe.kind, probe.family, probe.variant) == (ModelKind.CHECKPOINT, expected, ModelVariant.NORMAL)
     assert (probe.has_vae, probe.has_ema, probe.precision) == (True, ema, "fp16")
     assert probe.can_generate
+
+
+def test_a_converted_a1111_hypernetwork_is_recognised(tmp_path: Path) -> None:
+    tensors = {}
+    for dim in (768, 320, 640, 1280):
+        for half in (0, 1):
+            tensors[f"{dim}.{half}.linear.0.weight"] = ("F32", (dim * 2, dim))
+            tensors[f"{dim}.{half}.linear.0.bias"] = ("F32", (dim * 2,))
+            tensors[f"{dim}.{half}.linear.1.weight"] = ("F32", (dim, dim * 2))
+    probe = probe_of(tmp_path, tensors, metadata={"format": "a1111-hypernetwork"})
+    assert (probe.kind, probe.family) == (ModelKind.HYPERNETWORK, ModelFamily.SD1)
+    assert "hypernetwork" in probe.describe()
