@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from desktop.backends.base import AddedConditioning, UNetBackend, VAEBackend
+from desktop.backends.base import UNetBackend, VAEBackend
 from desktop.backends.torch_backend import TorchUNet, TorchVAE
 from desktop.core.cancel import CancelToken, Cancelled
 from desktop.core.errors import GenerationError

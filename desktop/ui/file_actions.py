@@ -1,12 +1,15 @@
-"""Removing the user's files: to the Trash, and only after a second question where there is no Trash."""
+"""The user's files in Finder: revealing them, and removing them (to the Trash, and only after a second
+question where there is no Trash)."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QFile
+from PySide6.QtCore import QCoreApplication, QFile, QProcess, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 
@@ -56,3 +59,11 @@ def move_to_trash(parent: QWidget | None, paths: Sequence[Path], *, ask=None) ->
             )
             return False
     return True
+
+
+def reveal_file(path: Path) -> None:
+    """Show ``path`` in Finder (selected), or its folder in the file manager elsewhere."""
+    if sys.platform == "darwin":
+        QProcess.startDetached("open", ["-R", str(path)])
+    else:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))

@@ -18,21 +18,18 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     QPoint,
-    QProcess,
     QRect,
     QRunnable,
     QSize,
     QSortFilterProxyModel,
     Qt,
     QThreadPool,
-    QUrl,
     Signal,
     Slot,
 )
 from PySide6.QtGui import (
     QAction,
     QColor,
-    QDesktopServices,
     QFont,
     QGuiApplication,
     QIcon,
@@ -61,6 +58,7 @@ from PySide6.QtWidgets import (
 
 from desktop.library.catalogue_entry import CatalogueEntry
 from desktop.library.probe import PICKLE_SUFFIXES
+from desktop.ui.file_actions import reveal_file
 
 THUMBNAIL = 112
 _SHORT_LABEL = {"checkpoint": "CKPT", "lora": "LoRA", "lycoris": "LyCO", "embedding": "TI", "hypernetwork": "HN", "vae": "VAE"}
@@ -575,10 +573,7 @@ def sidecar_files(entry: CatalogueEntry) -> list[Path]:
 
 
 def reveal_in_file_manager(entry: CatalogueEntry) -> None:
-    if sys.platform == "darwin":
-        QProcess.startDetached("open", ["-R", str(entry.path)])  # selects the file in a Finder window
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path.parent)))
+    reveal_file(entry.path)
 
 
 def _copy(text: str) -> None:
