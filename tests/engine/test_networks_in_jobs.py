@@ -3,7 +3,6 @@ applied, recorded in the infotext as A1111 writes it, and warned about when they
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +82,37 @@ def test_a_pickle_embedding_is_hashed_by_its_file(models, tmp_path, tiny_sd1, wi
     torch.save({"string_to_token": {"*": 265}, "string_to_param": {"*": torch.randn(1, width)}, "name": "oldneg", "step": 1}, embedding)
     report, _, params = run(models, tmp_path, tiny_sd1, "a cat", negative="oldneg, blurry")
     assert params["TI hashes"] == f"oldneg: {sha256_file(embedding)[:12]}"
+
+
+def test_a_lora_in_the_prompt_changes_the_image_is_recorded_and_comes_off_for_the_next_job(models, tmp_path, tiny_sd1):
+    from desktop.engine.networks.lora import _kohya_targets
+
+    model = load_model(tiny_sd1, plan_devices("cpu", "fp32"))
+    generator = torch.Generator().manual_seed(4)
+    tensors = {}
+    for name, target in _kohya_targets(model).items():
+        if name.startswith("lora_unet_") and ("attn2_to_k" in name or "attn2_to_v" in name):
+            out_features, in_features = target.module.weight.shape
+            tensors[f"{name}.lora_down.weight"] = torch.randn(4, in_features, generator=generator)
+            tensors[f"{name}.lora_up.weight"] = torch.randn(out_features, 4, generator=generator)
+            tensors[f"{name}.alpha"] = torch.tensor(4.0)
+    lora = models / "Lora" / "detail.safetensors"
+    save_file(tensors, str(lora))
+
+    service = EngineService(EngineOptions(output_dir=tmp_path / "out", device="cpu", precision="fp32", model_roots=(models,)))
+    try:
+        def job(prompt: str):
+            request = GenerationRequest(prompt=prompt, steps=3, width=64, height=64, seed=7, model_path=tiny_sd1, sampler="Euler")
+            report = service.run(request)
+            assert report.outcome == "finished", report.failure
+            image = Image.open(report.images[0].path)
+            return report, np.asarray(image), parse_infotext(image.text["parameters"])[2]
+
+        _, base, _ = job("a cat")
+        report, patched, params = job("a cat <lora:detail:0.8>")
+        _, again, _ = job("a cat")  # same loaded model, LoRA taken off
+    finally:
+        service.close()
+    assert not np.array_equal(base, patched) and np.array_equal(base, again)
+    assert params["Lora hashes"] == f"detail: {safetensors_tensor_hash(lora)[:12]}"
+    assert report.warnings == ()
