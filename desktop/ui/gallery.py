@@ -79,6 +79,7 @@ from desktop.ui.png_info import copy_to_clipboard, plain_label, shown_text
 from desktop.ui.file_actions import reveal_file
 from desktop.ui.image_detail import ImageDetail, QuickLook, local_time
 from desktop.ui.thumbnails import ThumbnailLoader
+from desktop.ui.view_actions import view_action
 
 THUMBNAIL = 128  # grid thumbnail side in points
 THUMBNAIL_PIXELS = 256  # decoded side: sharp at 2x (Retina)
@@ -634,12 +635,7 @@ class GalleryPane(QWidget):
 
     def _build_actions(self) -> None:
         def action(shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
-            item = QAction(self)
-            if shortcut is not None:
-                item.setShortcut(QKeySequence(shortcut))
-                item.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-                self.view.addAction(item)
-            return item
+            return view_action(self.view, shortcut)
 
         self.detail_action = action("Ctrl+I")
         self.reuse_action = action()

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 from desktop.library.catalogue_entry import CatalogueEntry
 from desktop.library.probe import PICKLE_SUFFIXES
 from desktop.ui.file_actions import reveal_file
+from desktop.ui.view_actions import view_action
 
 THUMBNAIL = 112
 _SHORT_LABEL = {"checkpoint": "CKPT", "lora": "LoRA", "lycoris": "LyCO", "embedding": "TI", "hypernetwork": "HN", "vae": "VAE"}
@@ -365,12 +366,7 @@ class ModelBrowser(QWidget):
 
     def _build_actions(self) -> None:
         def action(shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
-            item = QAction(self)
-            if shortcut is not None:
-                item.setShortcut(QKeySequence(shortcut))
-                item.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-                self.view.addAction(item)
-            return item
+            return view_action(self.view, shortcut)
 
         self.use_action = action()
         self.convert_action = action()
