@@ -85,14 +85,15 @@ def test_a_pickle_embedding_is_hashed_by_its_file(models, tmp_path, tiny_sd1, wi
 
 
 def test_a_lora_in_the_prompt_changes_the_image_is_recorded_and_comes_off_for_the_next_job(models, tmp_path, tiny_sd1):
-    from desktop.engine.networks.lora import _kohya_targets
+    from desktop.engine.networks.lora_keys import ModelLayers
 
     model = load_model(tiny_sd1, plan_devices("cpu", "fp32"))
     generator = torch.Generator().manual_seed(4)
     tensors = {}
-    for name, target in _kohya_targets(model).items():
+    layers = ModelLayers.of(model)
+    for name in layers.kohya_names():
         if name.startswith("lora_unet_") and ("attn2_to_k" in name or "attn2_to_v" in name):
-            out_features, in_features = target.module.weight.shape
+            out_features, in_features = layers.find(name).module.weight.shape
             tensors[f"{name}.lora_down.weight"] = torch.randn(4, in_features, generator=generator)
             tensors[f"{name}.lora_up.weight"] = torch.randn(out_features, 4, generator=generator)
             tensors[f"{name}.alpha"] = torch.tensor(4.0)

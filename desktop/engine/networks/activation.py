@@ -132,15 +132,9 @@ class ExtraNetworks:
         if self._patcher is None:
             return  # nothing asked for and nothing patched: torch-free fast path
         for match in self._patcher.apply(wanted):
-            if match.wrong_base or match.matched == 0:
-                job.warnings.append(
-                    f"LoRA {match.path.name} does not fit this model ({match.matched} of {match.total} modules matched): "
-                    "it was made for another base model and has no effect"
-                )
-            elif match.matched < match.total:
-                job.warnings.append(
-                    f"LoRA {match.path.name}: {match.total - match.matched} of {match.total} modules matched nothing in this model"
-                )
+            message = match.warning()  # names the file and how many modules matched
+            if message is not None:
+                job.warnings.append(message)
         if hashes:
             job.extra_params["Lora hashes"] = infotext_list(hashes)
 
