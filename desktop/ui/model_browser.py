@@ -19,11 +19,9 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QPoint,
     QRect,
-    QRunnable,
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QThreadPool,
     Signal,
     Slot,
 )
@@ -34,7 +32,6 @@ from PySide6.QtGui import (
     QGuiApplication,
     QIcon,
     QImage,
-    QImageReader,
     QKeySequence,
     QPainter,
     QPalette,
@@ -59,6 +56,7 @@ from PySide6.QtWidgets import (
 from desktop.library.catalogue_entry import CatalogueEntry
 from desktop.library.probe import PICKLE_SUFFIXES
 from desktop.ui.file_actions import reveal_file
+from desktop.ui.thumbnails import ThumbnailLoader
 from desktop.ui.view_actions import view_action
 
 THUMBNAIL = 112
@@ -110,9 +108,8 @@ class CatalogueModel(QAbstractListModel):
         self._rows: dict[Path, int] = {}
         self._family = ""
         self._thumbnails: dict[str, QIcon] = {}  # preview path -> icon
-        self._loading: set[str] = set()
         self._placeholders: dict[str, QIcon] = {}
-        self._loader = _ThumbnailSignals(self)
+        self._loader = ThumbnailLoader(self)  # previews are decoded on pool threads (a civitai preview can be 4K)
         self._loader.loaded.connect(self._on_thumbnail)
 
     # --- contents ---
@@ -193,9 +190,7 @@ class CatalogueModel(QAbstractListModel):
             icon = self._thumbnails.get(key)
             if icon is not None:
                 return icon
-            if key not in self._loading:
-                self._loading.add(key)
-                QThreadPool.globalInstance().start(_ThumbnailTask(key, self._loader))
+            self._loader.request(key, THUMBNAIL * 2)  # a no-op while the same preview is being decoded
         return self._placeholder(entry.kind)
 
     def _placeholder(self, kind: str) -> QIcon:
@@ -207,7 +202,6 @@ class CatalogueModel(QAbstractListModel):
 
     @Slot(str, QImage)
     def _on_thumbnail(self, key: str, image: QImage) -> None:
-        self._loading.discard(key)
         if image.isNull():
             return  # unreadable preview: the placeholder stays
         self._thumbnails[key] = QIcon(QPixmap.fromImage(image))
@@ -218,27 +212,6 @@ class CatalogueModel(QAbstractListModel):
     def forget_thumbnail(self, preview: Path) -> None:
         """Reload a preview that changed on disk (Set Preview)."""
         self._thumbnails.pop(str(preview), None)
-
-
-class _ThumbnailSignals(QObject):
-    loaded = Signal(str, QImage)
-
-
-class _ThumbnailTask(QRunnable):
-    """Decode and scale one preview on a pool thread: a civitai preview can be a 4K PNG."""
-
-    def __init__(self, path: str, signals: _ThumbnailSignals) -> None:
-        super().__init__()
-        self.path, self.signals = path, signals
-
-    def run(self) -> None:
-        reader = QImageReader(self.path)
-        reader.setAutoTransform(True)
-        size = reader.size()
-        if size.isValid() and not size.isEmpty():
-            reader.setScaledSize(size.scaled(THUMBNAIL * 2, THUMBNAIL * 2, Qt.AspectRatioMode.KeepAspectRatio))
-        image = reader.read()  # a null image when unreadable; Qt's allocation limit guards against bombs
-        self.signals.loaded.emit(self.path, image)
 
 
 def _placeholder_pixmap(label: str) -> QPixmap:
