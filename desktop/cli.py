@@ -26,6 +26,7 @@ from desktop.core.errors import DesktopError, UserInputError
 from desktop.core.paths import default_models_dir, default_output_dir
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+VAE_AUTO, VAE_NONE = "auto", "none"  # --vae keywords: the checkpoint's preferred VAE (A1111's Automatic), its own VAE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--batch-count", type=int, default=1)
     generate.add_argument("--clip-skip", type=int, default=1)
     generate.add_argument("--novelai-emphasis", action="store_true", help="treat {word} as x1.05 emphasis (NovelAI style)")
-    generate.add_argument("--vae", type=Path, default=None, help="VAE .safetensors to use instead of the built-in one")
+    generate.add_argument(
+        "--vae",
+        default=VAE_AUTO,
+        metavar="auto|none|PATH",
+        help=(
+            "VAE .safetensors to use instead of the checkpoint's own (or a name in models/VAE); 'auto' (the default): "
+            "the checkpoint's preferred VAE from its A1111 name.json (\"vae\"), looked up in models/VAE, else its own; "
+            "'none': always the checkpoint's own"
+        ),
+    )
     generate.add_argument("--device", default="auto", choices=["auto", "cpu", "mps", "cuda"])
     generate.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     generate.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_output_dir()})")
@@ -190,10 +200,38 @@ def resolve_model_path(given: Path, folder: str, models_dir: Path | None = None)
     return given
 
 
+def resolve_vae(given: str, model: Path, models_dir: Path | None = None) -> tuple[Path | None, str]:
+    """The VAE for ``--vae``, and a line for stderr saying where it came from ("" when there is nothing to say).
+
+    ``auto`` is A1111's "Automatic": the checkpoint's preferred VAE (``"vae"`` in its ``name.json``,
+    set in A1111's checkpoint metadata editor or in this app's model browser) when it is installed
+    in ``models/VAE``, else the checkpoint's own; a preferred VAE that is not installed is a warning.
+    ``none`` is always the checkpoint's own. Anything else is a path or a name in ``models/VAE``.
+    """
+    keyword = given.strip().lower()
+    if keyword == VAE_NONE:
+        return None, ""
+    if keyword != VAE_AUTO:
+        return resolve_model_path(Path(given), "VAE", models_dir), ""
+    from desktop.library.model_folders import list_models
+    from desktop.library.sidecars import preferred_vae
+
+    root = models_dir or default_models_dir()
+    preferred = preferred_vae(model, [entry.path for entry in list_models([root], "vae")])
+    sidecar = f"{model.name if model.is_dir() else model.stem}.json"
+    if preferred.path is not None:
+        return preferred.path, f"VAE: {preferred.path.name} (preferred in {sidecar})"
+    if preferred.missing:
+        return None, (
+            f"warning: {sidecar} prefers the VAE {preferred.name}, which is not in {root / 'VAE'}; "
+            "using the checkpoint's own VAE"
+        )
+    return None, ""
+
+
 def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     args.model = resolve_model_path(args.model, "Stable-diffusion", _models_root(args.models_dir))
-    if args.vae is not None:
-        args.vae = resolve_model_path(args.vae, "VAE", _models_root(args.models_dir))
+    args.vae, vae_note = resolve_vae(args.vae, args.model, _models_root(args.models_dir))
     request = _request_from(args)
     request.validate()  # bad sizes and counts fail before torch is even imported
 
@@ -207,6 +245,8 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_generation_checkpoint(probe_model(args.model))
     if args.vae is not None:
         probe_model(args.vae)  # unreadable VAE files fail now, not after the checkpoint loaded
+    if vae_note:
+        print(vae_note, file=err)
 
     roots = (_models_root(args.models_dir),) if args.models_dir else (default_models_dir(),)
     service = EngineService(

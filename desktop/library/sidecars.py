@@ -4,12 +4,17 @@ Next to ``name.safetensors`` (or a diffusers folder ``name``):
 
 - ``name.preview.png`` / ``name.png`` (also ``.jpg``, ``.jpeg``, ``.webp``): the thumbnail;
 - ``name.civitai.info``: civitai's model-version JSON, saved by Civitai Helper and similar tools;
-- ``name.json``: A1111's extra-networks user metadata (activation text, description, notes...);
+- ``name.json``: A1111's extra-networks user metadata (activation text, description, notes,
+  a checkpoint's preferred VAE...);
 - ``name.txt``: a plain description.
 
 They come from the internet and from other programs, so nothing in them is trusted: a file that
 is too big, not UTF-8, not JSON or of the wrong shape is skipped (in whole or in part), never an
 error, and text is kept literally, HTML included (BAD_INPUTS 9): the UI shows it as plain text.
+
+The one file written here is ``name.json``, for a checkpoint's preferred VAE
+(:func:`write_preferred_vae`): every other key is kept, and a file that cannot be read back
+exactly (not JSON, not UTF-8, too big) is refused rather than replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from desktop.core.errors import DesktopError, UserInputError
+from desktop.library.atomic_write import write_text_atomically
 
 # Sidecars are a few KB; anything bigger is not one we want to parse on every scan.
 MAX_SIDECAR_BYTES = 1 << 20
@@ -45,6 +53,14 @@ _TRIGGER_PHRASE_KEY = "modelspec.trigger_phrase"
 _TAG_FREQUENCY_KEY = "ss_tag_frequency"
 _KEY_LIMIT = 200  # real keys are short; a long one is garbage and only needs to be recognisable
 
+# A1111 (1.6+) keeps a checkpoint's preferred VAE in name.json under "vae": a VAE's file name
+# ("vae-ft-mse-840000-ema-pruned.safetensors"), "Automatic" (no preference) or "None" (the
+# checkpoint's own VAE, whatever else would apply).
+VAE_KEY = "vae"
+VAE_AUTOMATIC = "Automatic"
+VAE_NONE = "None"
+_VAE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
 
 @dataclass(frozen=True)
 class Sidecars:
@@ -57,6 +73,7 @@ class Sidecars:
     notes: str = ""  # name.json description and notes, name.txt
     preferred_weight: float | None = None  # name.json "preferred weight" (0 or missing: none)
     civitai_name: str = ""  # the civitai model's name, when name.civitai.info gives it
+    preferred_vae: str = ""  # name.json "vae": a VAE file name or "None"; "" for none or "Automatic"
 
 
 def read_sidecars(model_path: Path, *, listing: FolderListing | None = None) -> Sidecars:
@@ -88,6 +105,7 @@ def read_sidecars(model_path: Path, *, listing: FolderListing | None = None) -> 
         notes=notes,
         preferred_weight=_preferred_weight(user.get("preferred weight")),
         civitai_name=_string(model.get("name")).strip() if isinstance(model, dict) else "",
+        preferred_vae=_preferred_vae(user.get(VAE_KEY)),
     )
 
 
@@ -162,6 +180,163 @@ def training_tags(metadata: Mapping[str, str]) -> list[tuple[str, int]]:
                 if tag and number:
                     counts[tag] = counts.get(tag, 0) + number
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+# --- a checkpoint's preferred VAE (A1111's per-model user metadata) -----------------------------
+
+
+@dataclass(frozen=True)
+class PreferredVae:
+    """What a checkpoint's ``name.json`` asks for as its VAE, and the installed file that answers it."""
+
+    name: str = ""  # as name.json writes it: a VAE file name, "None", or "" (no preference)
+    path: Path | None = None  # the VAE file it names, when one is installed
+
+    @property
+    def missing(self) -> bool:
+        """A VAE is named but no VAE of that name is installed (the checkpoint's own VAE is used)."""
+        return bool(self.name) and self.name != VAE_NONE and self.path is None
+
+
+def read_preferred_vae(model_path: Path) -> str:
+    """A checkpoint's name.json ``"vae"`` ("" for none or "Automatic"); never raises, reads one small file."""
+    return _preferred_vae(_read_json_object(_user_metadata_file(Path(model_path))).get(VAE_KEY))
+
+
+def preferred_vae(model_path: Path, vae_files: Iterable[Path]) -> PreferredVae:
+    """The preferred VAE of the checkpoint at ``model_path``, looked up among ``vae_files`` (see :func:`resolve_vae_name`)."""
+    name = read_preferred_vae(model_path)
+    return PreferredVae(name, resolve_vae_name(name, vae_files))
+
+
+def resolve_vae_name(name: str, vae_files: Iterable[Path]) -> Path | None:
+    """The VAE file that ``name`` (a name.json ``"vae"``) refers to; None for "None", "Automatic" or no match.
+
+    A1111 matches the file name with its extension; the name without extension matches too, so a
+    preference written for a ``.ckpt`` or ``.pt`` VAE finds the ``.safetensors`` converted from it.
+    An exact match wins over a case-insensitive one (macOS volumes usually ignore case).
+
+    >>> files = [Path("VAE/vae-ft-mse-840000-ema-pruned.safetensors"), Path("VAE/xl/sdxl_vae.safetensors")]
+    >>> resolve_vae_name("vae-ft-mse-840000-ema-pruned.safetensors", files).name
+    'vae-ft-mse-840000-ema-pruned.safetensors'
+    >>> resolve_vae_name("sdxl_vae", files).name, resolve_vae_name("vae-ft-mse-840000-ema-pruned.ckpt", files).name
+    ('sdxl_vae.safetensors', 'vae-ft-mse-840000-ema-pruned.safetensors')
+    >>> resolve_vae_name("SDXL_VAE.safetensors", files).name
+    'sdxl_vae.safetensors'
+    >>> resolve_vae_name("None", files), resolve_vae_name("kl-f8-anime2.safetensors", files)
+    (None, None)
+    """
+    name = name.strip()
+    if not name or name in (VAE_AUTOMATIC, VAE_NONE):
+        return None
+    files = [Path(file) for file in vae_files]
+    bare = next((name[: -len(suffix)] for suffix in _VAE_SUFFIXES if name.lower().endswith(suffix)), name)
+    for fold in (lambda text: text, str.casefold):
+        for matches in (
+            lambda file: fold(file.name) == fold(name),
+            lambda file: fold(file.stem) == fold(name),
+            lambda file: fold(file.stem) == fold(bare),
+        ):
+            found = next((file for file in files if matches(file)), None)
+            if found is not None:
+                return found
+    return None
+
+
+def write_preferred_vae(model_path: Path, vae: str) -> Path | None:
+    """Set a checkpoint's preferred VAE in its ``name.json`` as A1111 does, keeping every other key.
+
+    ``vae`` is a VAE's file name (A1111 writes it with its extension), ``"None"``, or ``""`` for no
+    preference (written as A1111's ``"Automatic"``; no file is created only to say that). The file
+    is replaced atomically, keeping its permissions. Returns the file written, or None when there
+    was nothing to change.
+
+    Raises :class:`UserInputError` when an existing ``name.json`` cannot be read back exactly (not
+    UTF-8, not a JSON object, duplicate keys, too big): it is left as it is, never overwritten.
+    Raises :class:`DesktopError` when the file cannot be written.
+    """
+    model_path = Path(model_path)
+    existing = _user_metadata_file(model_path)
+    target = existing or model_path.with_name(_base_name(model_path) + _USER_METADATA)
+    metadata = _read_for_update(existing) if existing is not None else {}
+    value = vae.strip() or VAE_AUTOMATIC
+    if metadata.get(VAE_KEY, VAE_AUTOMATIC) == value:  # absent means Automatic
+        return None
+    metadata[VAE_KEY] = value
+    if target.is_symlink():  # write the linked file, keep the link
+        target = target.resolve()
+    try:
+        mode = target.stat().st_mode & 0o7777 if existing is not None else 0o644
+        write_text_atomically(target, json.dumps(metadata, indent=4, ensure_ascii=False))  # A1111's layout
+        os.chmod(target, mode)  # the temporary file was private
+    except OSError as exc:
+        raise DesktopError(
+            f"{target.name} could not be saved: {exc.strerror or exc}", path=str(target), reason="unwritable"
+        ) from exc
+    return target
+
+
+def _base_name(model_path: Path) -> str:
+    return model_path.name if _is_folder(model_path) else model_path.stem
+
+
+def _user_metadata_file(model_path: Path) -> Path | None:
+    return _StatLookup(model_path.parent).find(_base_name(model_path) + _USER_METADATA)
+
+
+def _preferred_vae(value: object) -> str:
+    name = _string(value).strip()
+    return "" if name == VAE_AUTOMATIC else name
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _read_for_update(path: Path) -> dict[str, object]:
+    """``name.json`` as a dict that, written back, loses nothing; raises UserInputError otherwise."""
+
+    def refuse(problem: str) -> UserInputError:
+        return UserInputError(
+            f"{path.name} {problem}; it was left unchanged and the preferred VAE was not saved. "
+            "Correct or remove the file, then try again.",
+            path=str(path),
+            reason="corrupt_sidecar",
+        )
+
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise refuse(f"is larger than {MAX_SIDECAR_BYTES // 2**20} MB, far more than A1111's notes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"is not UTF-8 text (byte {exc.start})") from exc
+    if not text.strip():
+        return {}  # an empty file has nothing to keep
+    try:
+        parsed = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise refuse(f"has the key {str(exc)[:_KEY_LIMIT]!r} twice") from exc
+    except json.JSONDecodeError as exc:
+        raise refuse(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:  # e.g. absurd nesting or an integer too long to parse
+        raise refuse("is not JSON this app can read back exactly") from exc
+    if not isinstance(parsed, dict):
+        raise refuse(f"holds a JSON {type(parsed).__name__}, not an object of named values")
+    return parsed
 
 
 # --- finding and reading the files -----------------------------------------------------------

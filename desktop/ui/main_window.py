@@ -56,6 +56,7 @@ from desktop.library.install import Installed, install_model
 from desktop.library.model_folders import FOLDERS, list_models
 from desktop.library.probe import PICKLE_SUFFIXES
 from desktop.library.safetensors_file import PARTIAL_DOWNLOAD_SUFFIXES
+from desktop.library.sidecars import resolve_vae_name
 from desktop.library.styles import Style, apply_style, read_styles, write_styles
 from desktop.ui.catalogue_worker import CatalogueWorker
 from desktop.ui.engine_worker import Engine, EngineWorker
@@ -106,6 +107,9 @@ class MainWindow(QMainWindow):
     gallery_add_requested = Signal(str)  # a just-saved image
     gallery_shutdown_requested = Signal()
     models_refreshed = Signal()  # the browser shows the catalogue's latest scan
+    # Model roots (list of str) and the checkpoint's family ("sd1", "sdxl"...), sent (directly, in the
+    # GUI thread) just before the prompts' tokens are counted again: embeddings count as their vectors.
+    token_context_changed = Signal(list, str)
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class MainWindow(QMainWindow):
         self._install_pool.setMaxThreadCount(1)  # one copy at a time: parallel copies to one disk are slower
         self._install_count = 0
         self._select_after_refresh: Path | None = None
+        self._count_tokens = count_tokens
 
         # engine thread
         self.engine_thread = QThread(self)
@@ -150,6 +155,9 @@ class MainWindow(QMainWindow):
         self._watch_timer = QTimer(self)
         self._watch_timer.setSingleShot(True)
         self._watch_timer.setInterval(800)  # a copy in Finder changes a folder many times: refresh once
+        self._token_context_timer = QTimer(self)  # a refresh changes the checkpoint too: recount once
+        self._token_context_timer.setSingleShot(True)
+        self._token_context_timer.setInterval(0)
 
         self._build_widgets(count_tokens)
         self._build_docks()
@@ -165,6 +173,9 @@ class MainWindow(QMainWindow):
         elif self._gallery_problem:
             self.show_error(self._gallery_problem)
         self.refresh_models()
+        # The editors count their restored text by themselves; a recount now would start importing
+        # torch before the window is on screen. (The app gives the counter its context directly.)
+        self._token_context_timer.stop()
         self.engine_thread.start()
         self._apply_engine_options()
 
@@ -417,6 +428,8 @@ class MainWindow(QMainWindow):
         browser.insert_requested.connect(self.insert_into_prompt)
         browser.set_preview_requested.connect(self.set_model_preview)
         browser.files_removed.connect(self.refresh_models)
+        browser.preferred_vae_changed.connect(self._on_preferred_vae_changed)
+        browser.problem.connect(self.show_error)
         browser.convert_requested.connect(lambda path: self.install([Path(path)]))
         self.catalogue_refresh_requested.connect(catalogue.refresh)
         self.catalogue_shutdown_requested.connect(catalogue.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
@@ -428,6 +441,8 @@ class MainWindow(QMainWindow):
         self.model_watcher.directoryChanged.connect(self._watch_timer.start)
         self._watch_timer.timeout.connect(self.refresh_models)
         self.parameters.checkpoint.currentIndexChanged.connect(self._on_checkpoint_selected)
+        self.parameters.checkpoint_changed.connect(self._on_checkpoint_change)
+        self._token_context_timer.timeout.connect(self._update_token_context)
         self.gallery.image_activated.connect(self._on_gallery_activated)
         self.gallery.reuse_requested.connect(self.reuse_parameters)
         self.gallery.reuse_seed_requested.connect(self.reuse_seed)
@@ -587,6 +602,15 @@ class MainWindow(QMainWindow):
             for editor in (self.prompt, self.negative_prompt):
                 editor.set_completion_names(names["lora"], names["embedding"], names["hypernetwork"])
         self.pages.setCurrentIndex(1 if checkpoints else 0)
+        self._token_context_timer.start()  # embedding files may have come or gone
+
+    @Slot()
+    def _update_token_context(self) -> None:
+        """Tell the token counter the model folders and the checkpoint's family, then count both prompts again."""
+        self.token_context_changed.emit([str(root) for root in self.model_roots()], self.parameters.family())
+        if self._count_tokens is not None:
+            for editor in (self.prompt, self.negative_prompt):
+                editor.set_token_counter(self._count_tokens)
 
     def _apply_engine_options(self) -> None:
         store = self.store
@@ -614,7 +638,11 @@ class MainWindow(QMainWindow):
         except (InvalidRequest, ValueError) as error:
             self.show_error(str(error))
             return
-        self.hide_error()
+        vae_warning = self.parameters.vae_warning()  # a preferred VAE that is not installed: the job still runs
+        if vae_warning:
+            self.show_error(vae_warning)
+        else:
+            self.hide_error()
         self.queue.add(request)
         self.save_state()
         self._update_buttons()
@@ -699,7 +727,8 @@ class MainWindow(QMainWindow):
     def reuse_parameters(self, image: object) -> None:
         """Put an image's prompt and parameters into the fields (anything with .prompt, .negative_prompt, .params)."""
         try:
-            base = self.parameters.request(self.prompt.text(), self.negative_prompt.text())
+            # The fields as they are: an "Automatic" VAE stays Automatic (for the image's checkpoint).
+            base = self.parameters.request(self.prompt.text(), self.negative_prompt.text(), resolve_automatic_vae=False)
         except (InvalidRequest, ValueError):
             base = GenerationRequest(prompt="")
         reused = reuse_parameters(image.prompt, image.negative_prompt, dict(image.params), base)
@@ -713,10 +742,12 @@ class MainWindow(QMainWindow):
             self.show_error(model_note)
         else:
             self.hide_error()
-        if reused.vae_name:
-            index = self.parameters.vae.findText(reused.vae_name)
-            if index >= 0:
-                self.parameters.vae.setCurrentIndex(index)
+        if reused.vae_name:  # infotext names the VAE file ("vae-ft-mse-840000-ema-pruned.safetensors"), as A1111
+            combo = self.parameters.vae
+            paths = [Path(combo.itemData(index)) for index in range(1, combo.count()) if combo.itemData(index)]
+            found = resolve_vae_name(reused.vae_name, paths)
+            if found is not None:
+                combo.setCurrentIndex(combo.findData(str(found)))
         self.statusBar().showMessage(
             self.tr("Parameters reused") + ("; " + "; ".join(notes) if notes else ""), 10000
         )
@@ -758,6 +789,23 @@ class MainWindow(QMainWindow):
             self.parameters.checkpoint.addItem(Path(path).stem, path)
         self.parameters.select_checkpoint(path)
         self.pages.setCurrentIndex(1)
+
+    @Slot(str, str)
+    def _on_preferred_vae_changed(self, checkpoint: str, vae_name: str) -> None:
+        self.parameters.refresh_preferred_vae()  # "Automatic (…)" names the new preference if it is this checkpoint
+        name = Path(checkpoint).name if Path(checkpoint).is_dir() else Path(checkpoint).stem
+        if vae_name:
+            message = self.tr("{checkpoint} now prefers the VAE {vae}").replace("{vae}", vae_name)
+        else:
+            message = self.tr("{checkpoint} now uses its own VAE (no preference)")
+        self.statusBar().showMessage(message.replace("{checkpoint}", name), 8000)
+
+    @Slot(str)
+    def _on_checkpoint_change(self, _path: str) -> None:
+        warning = self.parameters.vae_warning()
+        if warning:
+            self.statusBar().showMessage(warning, 15000)
+        self._token_context_timer.start()  # another family may use other embeddings
 
     @Slot(str)
     def use_vae(self, path: str) -> None:

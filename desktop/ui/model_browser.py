@@ -3,6 +3,7 @@
 Double-click a checkpoint (or VAE) to use it; click a LoRA, embedding or hypernetwork to insert it
 into the prompt. Models made for another base than the current checkpoint are dimmed. Everything
 shown from a file (names, civitai text, metadata) is plain text, never rich text: files are hostile.
+A checkpoint's context menu sets its preferred VAE, in its ``name.json`` as A1111 keeps it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QColor,
     QFont,
     QGuiApplication,
@@ -53,8 +55,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.errors import DesktopError
 from desktop.library.catalogue_entry import CatalogueEntry
 from desktop.library.probe import PICKLE_SUFFIXES
+from desktop.library.sidecars import VAE_NONE, read_preferred_vae, resolve_vae_name, write_preferred_vae
 from desktop.ui.file_actions import reveal_file
 from desktop.ui.thumbnails import ThumbnailLoader
 from desktop.ui.view_actions import view_action
@@ -273,6 +277,8 @@ class ModelBrowser(QWidget):
     set_preview_requested = Signal(object)  # CatalogueEntry
     convert_requested = Signal(str)  # path of a pickle file to convert and install
     files_removed = Signal()
+    preferred_vae_changed = Signal(str, str)  # checkpoint path, the VAE's file name ("" for Automatic)
+    problem = Signal(str)  # a message for the window's banner (e.g. a name.json that cannot be rewritten)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -484,6 +490,10 @@ class ModelBrowser(QWidget):
         self.copy_sha256_action.setEnabled(bool(entry.sha256))
         menu = QMenu(self)
         menu.addAction(self.use_action)
+        self._vae_menu: QMenu | None = None
+        if entry.kind == "checkpoint" and is_usable(entry):
+            self._vae_menu = self._preferred_vae_menu(entry, menu)
+            menu.addMenu(self._vae_menu)
         if entry.path.suffix.lower() in PICKLE_SUFFIXES:
             menu.addAction(self.convert_action)
         menu.addSeparator()
@@ -496,6 +506,54 @@ class ModelBrowser(QWidget):
         menu.addAction(self.trash_action)
         menu.popup(self.view.viewport().mapToGlobal(position))
         self._menu = menu  # the tests look at it; Qt owns it through the parent
+
+    def _preferred_vae_menu(self, entry: CatalogueEntry, parent: QMenu) -> QMenu:
+        """"Automatic (none)", then every usable VAE; the checkpoint's current preference is checked."""
+        menu = QMenu(self.tr("Preferred VAE"), parent)
+        menu.setObjectName("preferred_vae_menu")
+        menu.setToolTipsVisible(True)
+        group = QActionGroup(menu)
+        group.setExclusive(True)
+        vaes = sorted((e for e in self.model.entries() if e.kind == "vae" and is_usable(e)), key=lambda e: e.name.casefold())
+        current = read_preferred_vae(entry.path)
+        chosen = resolve_vae_name(current, [vae.path for vae in vaes])
+
+        def add(text: str, vae_name: str, *, checked: bool, tooltip: str = "") -> QAction:
+            action = menu.addAction(text)  # "&" in a file name is doubled by the caller: shown, not a mnemonic
+            action.setCheckable(True)
+            action.setChecked(checked)
+            action.setData(vae_name)
+            action.setToolTip(tooltip or text)
+            group.addAction(action)
+            if not checked:  # choosing the current preference again changes nothing (a "None" stays "None")
+                action.triggered.connect(lambda _checked=False, name=vae_name: self.set_preferred_vae(entry, name))
+            return action
+
+        add(
+            self.tr("Automatic (none)"),
+            "",
+            checked=not current or current == VAE_NONE,
+            tooltip=self.tr("No preference: the VAE baked into the checkpoint"),
+        )
+        if current and current != VAE_NONE and chosen is None:  # named in name.json, not installed
+            text = self.tr("{name} (not installed)").replace("{name}", current)
+            missing = add(text.replace("&", "&&"), current, checked=True, tooltip=text)
+            missing.setEnabled(False)
+        if vaes:
+            menu.addSeparator()
+        for vae in vaes:
+            add(vae.name.replace("&", "&&"), vae.path.name, checked=vae.path == chosen, tooltip=str(vae.path))
+        return menu
+
+    def set_preferred_vae(self, entry: CatalogueEntry, vae_name: str) -> bool:
+        """Write the checkpoint's preferred VAE into its ``name.json`` (a small file: written at once)."""
+        try:
+            write_preferred_vae(entry.path, vae_name)
+        except DesktopError as error:
+            self.problem.emit(str(error))
+            return False
+        self.preferred_vae_changed.emit(str(entry.path), vae_name)
+        return True
 
     def show_details(self, entry: CatalogueEntry) -> QDialog:
         if self.full_entry is not None:

@@ -2,6 +2,11 @@
 
 It turns its fields into a frozen :class:`GenerationRequest` and back, and remembers them between
 runs through the settings store.
+
+The VAE's "Automatic" entry is A1111's: the checkpoint's preferred VAE (``"vae"`` in its
+``name.json``, set from the model browser) when it is installed, else the VAE baked into the
+checkpoint. The entry says which, and the request names the preferred file (so the image's
+metadata records it, as for a VAE chosen by hand); an explicit choice always wins.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from desktop.core.errors import InvalidRequest
 from desktop.core.requests import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CLIP_SKIP, MAX_SEED, MAX_SIDE, MAX_STEPS, GenerationRequest
 from desktop.core.sampling_names import SAMPLER_NAMES, SCHEDULE_NAMES
 from desktop.library.model_folders import ModelEntry
+from desktop.library.sidecars import PreferredVae, preferred_vae
 from desktop.ui.settings_store import SettingsStore
 
 # Sizes each family was trained at (A1111 users' usual choices).
@@ -45,6 +51,7 @@ class ParametersPanel(QWidget):
         super().__init__(parent)
         self._last_seed: int | None = None
         self._families: dict[str, str] = {}  # checkpoint path -> family value, probed once
+        self._automatic_vae = PreferredVae()  # what "Automatic" means for the selected checkpoint
 
         self.checkpoint = QComboBox()
         self.checkpoint.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -140,12 +147,26 @@ class ParametersPanel(QWidget):
         self.batch_size.setToolTip(self.tr("How many images per batch (uses more memory)"))
         self.cfg_scale.setToolTip(self.tr("How strongly the image follows the prompt"))
         self.clip_skip.setToolTip(self.tr("Use an earlier CLIP layer (2 for many anime models)"))
-        if self.vae.count():
-            self.vae.setItemText(0, self._automatic_vae_text())
+        self._show_automatic_vae()
         self._fill_presets()
 
     def _automatic_vae_text(self) -> str:
-        return self.tr("Automatic (the checkpoint's own)")
+        preferred = self._automatic_vae
+        if preferred.path is not None:
+            return self.tr("Automatic ({name})").replace("{name}", preferred.path.stem)
+        if preferred.missing:
+            return self.tr("Automatic (baked in; {name} not found)").replace("{name}", preferred.name)
+        return self.tr("Automatic (baked in)")
+
+    def _show_automatic_vae(self) -> None:
+        if not self.vae.count():
+            return
+        self.vae.setItemText(0, self._automatic_vae_text())
+        tip = self.tr(
+            "The VAE preferred for this checkpoint (Models pane: right-click the checkpoint, Preferred VAE), "
+            "else the one baked into the checkpoint"
+        )
+        self.vae.setItemData(0, tip, Qt.ItemDataRole.ToolTipRole)
 
     def _reuse_seed_tooltip(self) -> str:
         if self._last_seed is None:
@@ -177,6 +198,29 @@ class ParametersPanel(QWidget):
         index = self.vae.findData(current or "")
         self.vae.setCurrentIndex(max(index, 0))
         self.vae.blockSignals(False)
+        self.refresh_preferred_vae()
+
+    def refresh_preferred_vae(self) -> None:
+        """Read the selected checkpoint's preferred VAE again (its ``name.json`` is a few hundred bytes)."""
+        checkpoint = self.checkpoint_path()
+        vaes = [Path(self.vae.itemData(index)) for index in range(1, self.vae.count()) if self.vae.itemData(index)]
+        self._automatic_vae = preferred_vae(checkpoint, vaes) if checkpoint is not None else PreferredVae()
+        self._show_automatic_vae()
+
+    def automatic_vae(self) -> PreferredVae:
+        """What the VAE's "Automatic" entry stands for with the selected checkpoint."""
+        return self._automatic_vae
+
+    def vae_warning(self) -> str:
+        """A sentence when "Automatic" is chosen and the checkpoint's preferred VAE is not installed, else ""."""
+        checkpoint = self.checkpoint_path()
+        if self.vae.currentData() or checkpoint is None or not self._automatic_vae.missing:
+            return ""
+        return (
+            self.tr("The preferred VAE of {checkpoint}, {vae}, is not installed; the checkpoint's own VAE is used.")
+            .replace("{checkpoint}", self.checkpoint.currentText())
+            .replace("{vae}", self._automatic_vae.name)
+        )
 
     def select_checkpoint(self, path: str) -> None:
         index = self.checkpoint.findData(path)
@@ -189,13 +233,17 @@ class ParametersPanel(QWidget):
 
     # --- request <-> fields ----------------------------------------------------------------------
 
-    def request(self, prompt: str, negative_prompt: str) -> GenerationRequest:
-        """The frozen request for the current fields. Raises InvalidRequest naming a bad field."""
+    def request(self, prompt: str, negative_prompt: str, *, resolve_automatic_vae: bool = True) -> GenerationRequest:
+        """The frozen request for the current fields. Raises InvalidRequest naming a bad field.
+
+        With VAE "Automatic" the request names the checkpoint's preferred VAE when it has one
+        installed (``resolve_automatic_vae=False``: no VAE, as the field says; for reusing fields).
+        """
         seed_text = self.seed.text().strip() or "-1"
         seed = int(seed_text)
         if seed > MAX_SEED:
             raise InvalidRequest(self.tr("The seed must be at most {max}.").replace("{max}", str(MAX_SEED)), field="seed")
-        vae = self.vae.currentData()
+        vae = self.vae.currentData() or (self._automatic_vae.path if resolve_automatic_vae else None)
         request = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -283,6 +331,7 @@ class ParametersPanel(QWidget):
     # --- handlers --------------------------------------------------------------------------------
 
     def _on_checkpoint_change(self, *_args: object) -> None:
+        self.refresh_preferred_vae()
         self._fill_presets()
         self.checkpoint_changed.emit(self.checkpoint.currentData() or "")
         self.changed.emit()

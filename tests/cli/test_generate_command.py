@@ -121,6 +121,63 @@ def test_clip_skip_and_vae_are_recorded(tiny_sd1, tmp_path):
     assert params["VAE hash"] == hashlib.sha256(vae.read_bytes()).hexdigest()[:10]
 
 
+def test_vae_auto_uses_the_checkpoints_preferred_vae_from_its_a1111_sidecar(tiny_sd1, tmp_path):
+    """A1111 1.6+ keeps a checkpoint's preferred VAE in name.json ("vae": the VAE's file name)."""
+    import json
+    import shutil
+
+    from tests.fixtures import ldm_layout
+
+    models = tmp_path / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    (models / "VAE").mkdir()
+    shutil.copy(tiny_sd1, models / "Stable-diffusion" / "dreamshaper.safetensors")
+    vae = models / "VAE" / "vae-ft-mse-840000-ema-pruned.safetensors"
+    ldm_layout.write_checkpoint(vae, ldm_layout.vae_shapes(**ldm_layout.TINY["sd1"]["vae"], prefix=""), seed=5)
+    sidecar = models / "Stable-diffusion" / "dreamshaper.json"
+    sidecar.write_text(json.dumps({"description": "", "notes": "", "vae": vae.name}, indent=4), encoding="utf-8")
+
+    def params_of(*vae_args: str, out: str) -> tuple[dict[str, str], str]:
+        code, saved, err = run(
+            "generate", "--model", "dreamshaper", "--models-dir", models, "--prompt", "cat", "--seed", "1",
+            *vae_args, "--out", tmp_path / out, *TINY,
+        )
+        assert code == 0, err
+        return parse_infotext(Image.open(saved.strip()).text["parameters"])[2], err
+
+    params, err = params_of(out="auto")  # --vae auto is the default
+    assert params["VAE"] == vae.name and params["VAE hash"] == hashlib.sha256(vae.read_bytes()).hexdigest()[:10]
+    assert f"VAE: {vae.name} (preferred in dreamshaper.json)" in err
+    params, err = params_of("--vae", "none", out="none")  # the checkpoint's own, whatever name.json says
+    assert "VAE" not in params and "VAE hash" not in params
+
+    sidecar.write_text(json.dumps({"vae": "orangemix.vae.pt"}), encoding="utf-8")
+    params, err = params_of(out="missing")
+    assert "VAE" not in params
+    assert "warning: dreamshaper.json prefers the VAE orangemix.vae.pt, which is not in" in err
+    assert "using the checkpoint's own VAE" in err
+
+
+def test_resolve_vae_keywords_names_and_paths(tmp_path):
+    import json
+
+    from desktop.cli import resolve_vae
+
+    (tmp_path / "VAE").mkdir()
+    vae = tmp_path / "VAE" / "kl-f8-anime2.safetensors"
+    vae.write_bytes(b"vae")
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"m")
+    assert resolve_vae("auto", model, tmp_path) == (None, "")  # no name.json: the checkpoint's own
+    (tmp_path / "m.json").write_text(json.dumps({"vae": "kl-f8-anime2.ckpt"}), encoding="utf-8")
+    assert resolve_vae("AUTO", model, tmp_path) == (vae, "VAE: kl-f8-anime2.safetensors (preferred in m.json)")
+    assert resolve_vae("None", model, tmp_path) == (None, "")
+    assert resolve_vae("kl-f8-anime2", model, tmp_path) == (vae, "")  # an explicit choice wins
+    assert resolve_vae(str(vae), model, tmp_path) == (vae, "")
+    (tmp_path / "m.json").write_text(json.dumps({"vae": "None"}), encoding="utf-8")
+    assert resolve_vae("auto", model, tmp_path) == (None, "")
+
+
 def _bad_files(folder: Path, tiny_sd1: Path) -> dict[str, Path]:
     folder.mkdir()
     files = {

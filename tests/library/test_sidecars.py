@@ -7,20 +7,27 @@ items 9 (HTML kept literally), 10 (huge metadata cut for display) and 14 (Unicod
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from desktop.core.errors import DesktopError, UserInputError
 from desktop.library.sidecars import (
     MAX_SIDECAR_BYTES,
     FolderListing,
+    PreferredVae,
     Sidecars,
     display_metadata,
     merge_trigger_words,
     metadata_trigger_words,
+    preferred_vae,
+    read_preferred_vae,
     read_sidecars,
+    resolve_vae_name,
     split_words,
     training_tags,
+    write_preferred_vae,
 )
 
 HOSTILE = '<img src=x onerror="alert(1)"> <a href="javascript:alert(2)">click</a>'
@@ -224,3 +231,139 @@ def test_trigger_words_from_metadata_and_helpers() -> None:
     assert metadata_trigger_words({"ss_output_name": "not a trigger"}) == ()
     assert split_words(" , ,") == ()
     assert merge_trigger_words(["x", "y"], ("y",), ["z", "x"]) == ("x", "y", "z")
+
+
+# --- a checkpoint's preferred VAE (A1111 1.6+ "vae" in name.json) ------------------------------
+
+# What A1111's checkpoint user-metadata editor saves (json.dump(..., indent=4, ensure_ascii=False)).
+A1111_CHECKPOINT_METADATA = {
+    "description": "Mon modèle préféré <b>x</b>",
+    "sd version": "SD1",
+    "activation text": "",
+    "preferred weight": 0,
+    "notes": "用 DPM++ 2M Karras",
+    "vae": "vae-ft-mse-840000-ema-pruned.safetensors",
+}
+
+
+def vae_folder(root: Path) -> list[Path]:
+    folder = root / "VAE"
+    (folder / "xl").mkdir(parents=True)
+    files = [folder / "vae-ft-mse-840000-ema-pruned.safetensors", folder / "kl-f8-anime2.safetensors", folder / "xl" / "sdxl_vae.safetensors"]
+    for file in files:
+        file.write_bytes(b"vae")
+    return files
+
+
+def test_the_preferred_vae_is_read_as_a1111_writes_it(tmp_path: Path) -> None:
+    vaes = vae_folder(tmp_path)
+    checkpoint = model(tmp_path, "dreamshaper_8.safetensors")
+    (tmp_path / "dreamshaper_8.json").write_text(json.dumps(A1111_CHECKPOINT_METADATA, indent=4), encoding="utf-8")
+
+    assert read_sidecars(checkpoint).preferred_vae == "vae-ft-mse-840000-ema-pruned.safetensors"
+    assert read_preferred_vae(checkpoint) == "vae-ft-mse-840000-ema-pruned.safetensors"
+    assert preferred_vae(checkpoint, vaes) == PreferredVae("vae-ft-mse-840000-ema-pruned.safetensors", vaes[0])
+
+    for written, read in (("Automatic", ""), ("None", "None"), (None, ""), (3, ""), ("  sdxl_vae ", "sdxl_vae")):
+        (tmp_path / "dreamshaper_8.json").write_text(json.dumps({"vae": written}), encoding="utf-8")
+        assert read_preferred_vae(checkpoint) == read, written
+    assert preferred_vae(checkpoint, vaes) == PreferredVae("sdxl_vae", vaes[2])  # in a subfolder, without extension
+    (tmp_path / "dreamshaper_8.json").write_text('{"vae": "None"}', encoding="utf-8")
+    assert preferred_vae(checkpoint, vaes) == PreferredVae("None", None) and not PreferredVae("None").missing
+    (tmp_path / "dreamshaper_8.json").write_text("{not json", encoding="utf-8")
+    assert read_preferred_vae(checkpoint) == "" and read_sidecars(checkpoint).preferred_vae == ""
+    assert read_preferred_vae(tmp_path / "no such model.safetensors") == ""
+
+
+def test_a_preferred_vae_is_matched_by_file_name_with_or_without_extension(tmp_path: Path) -> None:
+    vaes = vae_folder(tmp_path)
+    assert resolve_vae_name("kl-f8-anime2.safetensors", vaes) == vaes[1]
+    assert resolve_vae_name("kl-f8-anime2", vaes) == vaes[1]
+    assert resolve_vae_name("kl-f8-anime2.ckpt", vaes) == vaes[1]  # converted to .safetensors when installed
+    assert resolve_vae_name("KL-F8-Anime2.PT", vaes) == vaes[1]
+    exact = tmp_path / "VAE" / "KL-F8-Anime2.safetensors"
+    assert resolve_vae_name("KL-F8-Anime2.safetensors", [*vaes, exact]) == exact  # exact case first
+    gone = preferred_vae(model(tmp_path), vaes)
+    assert gone == PreferredVae() and not gone.missing
+    missing = PreferredVae("orangemix.vae.pt", resolve_vae_name("orangemix.vae.pt", vaes))
+    assert missing.path is None and missing.missing
+    assert resolve_vae_name("Automatic", vaes) is None and resolve_vae_name("", vaes) is None
+
+
+def test_writing_the_preferred_vae_keeps_every_other_key(tmp_path: Path) -> None:
+    checkpoint = model(tmp_path, "dreamshaper_8.safetensors")
+    sidecar = tmp_path / "dreamshaper_8.json"
+    sidecar.write_text(json.dumps(A1111_CHECKPOINT_METADATA, indent=4, ensure_ascii=False), encoding="utf-8")
+    sidecar.chmod(0o640)
+
+    assert write_preferred_vae(checkpoint, "kl-f8-anime2.safetensors") == sidecar
+    written = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert written == {**A1111_CHECKPOINT_METADATA, "vae": "kl-f8-anime2.safetensors"}
+    assert list(written) == list(A1111_CHECKPOINT_METADATA)  # same order
+    assert "用 DPM++ 2M Karras" in sidecar.read_text(encoding="utf-8")  # UTF-8, not \u escapes, as A1111
+    assert sidecar.stat().st_mode & 0o777 == 0o640
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary left
+    assert read_sidecars(checkpoint).notes == "Mon modèle préféré <b>x</b>\n\n用 DPM++ 2M Karras"
+
+    assert write_preferred_vae(checkpoint, "") == sidecar  # no preference: A1111's "Automatic"
+    assert json.loads(sidecar.read_text(encoding="utf-8"))["vae"] == "Automatic"
+    assert write_preferred_vae(checkpoint, "") is None  # nothing to change: not rewritten
+    assert read_preferred_vae(checkpoint) == ""
+
+
+def test_writing_creates_the_sidecar_only_when_there_is_a_preference(tmp_path: Path) -> None:
+    checkpoint = model(tmp_path, "anything.safetensors")
+    assert write_preferred_vae(checkpoint, "") is None and not (tmp_path / "anything.json").exists()
+    assert write_preferred_vae(checkpoint, "None") == tmp_path / "anything.json"
+    assert json.loads((tmp_path / "anything.json").read_text(encoding="utf-8")) == {"vae": "None"}
+    # A diffusers folder's sidecar is named after the folder.
+    folder = tmp_path / "sd15.fp16"
+    folder.mkdir()
+    assert write_preferred_vae(folder, "vae.safetensors") == tmp_path / "sd15.fp16.json"
+    assert read_preferred_vae(folder) == "vae.safetensors"
+    # An existing file without "vae" already means Automatic.
+    (tmp_path / "other.json").write_text('{"notes": "n"}', encoding="utf-8")
+    assert write_preferred_vae(model(tmp_path, "other.safetensors"), "") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"{\"notes\": \"unfinished", "not valid JSON (line 1"),
+        (b"[\"a list\"]", "holds a JSON list"),
+        (b"{\"notes\": \"caf\xe9\"}", "not UTF-8"),
+        (b"{\"vae\": \"a\", \"vae\": \"b\"}", "has the key 'vae' twice"),
+        (b"{\"notes\": " + b"[" * 100_000 + b"]" * 100_000 + b"}", "can read back exactly"),
+        (b" " * (MAX_SIDECAR_BYTES + 1), "larger than 1 MB"),
+    ],
+)
+def test_a_sidecar_that_cannot_be_read_back_exactly_is_never_overwritten(tmp_path: Path, content: bytes, problem: str) -> None:
+    checkpoint = model(tmp_path, "mine.safetensors")
+    sidecar = tmp_path / "mine.json"
+    sidecar.write_bytes(content)
+    with pytest.raises(UserInputError, match=re.escape(problem)) as raised:
+        write_preferred_vae(checkpoint, "kl-f8-anime2.safetensors")
+    assert "mine.json" in str(raised.value) and "left unchanged" in str(raised.value)
+    assert sidecar.read_bytes() == content
+
+
+def test_an_empty_sidecar_is_replaced_and_a_linked_one_is_written_through(tmp_path: Path) -> None:
+    checkpoint = model(tmp_path, "mine.safetensors")
+    (tmp_path / "mine.json").write_bytes(b"\xef\xbb\xbf  \n")  # a BOM and whitespace: nothing to keep
+    write_preferred_vae(checkpoint, "x.safetensors")
+    assert json.loads((tmp_path / "mine.json").read_text(encoding="utf-8")) == {"vae": "x.safetensors"}
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.json").write_text('{"notes": "kept"}', encoding="utf-8")
+    linked = model(tmp_path, "linked.safetensors")
+    (tmp_path / "linked.json").symlink_to(shared / "notes.json")
+    write_preferred_vae(linked, "x.safetensors")
+    assert (tmp_path / "linked.json").is_symlink()
+    assert json.loads((shared / "notes.json").read_text(encoding="utf-8")) == {"notes": "kept", "vae": "x.safetensors"}
+
+
+def test_a_sidecar_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "not a folder").write_text("a file where the model's folder should be", encoding="utf-8")
+    with pytest.raises(DesktopError, match="m.json could not be saved"):
+        write_preferred_vae(tmp_path / "not a folder" / "m.safetensors", "x.safetensors")

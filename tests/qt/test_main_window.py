@@ -288,3 +288,118 @@ def test_the_window_opens_quickly_before_torch_is_imported(tmp_path: Path):
     shown_after = float(result.stdout.split("window shown after ")[1].split(" s")[0])
     print(f"time to window: {shown_after:.3f} s (whole process {total:.2f} s)")
     assert shown_after < 5  # target well under 1 s on a Mac; generous for shared CI machines
+
+
+# --- a checkpoint's preferred VAE (A1111's name.json "vae") ----------------------------------------
+
+
+def test_automatic_vae_uses_the_checkpoints_preferred_vae_and_records_it(qtbot, paths: AppPaths):
+    import hashlib
+
+    from desktop.core.infotext import parse_infotext
+    from tests.fixtures import ldm_layout
+
+    vae = paths.models_dir / "VAE" / "my-vae.safetensors"
+    vae.parent.mkdir()
+    ldm_layout.write_checkpoint(vae, ldm_layout.vae_shapes(**ldm_layout.TINY["sd1"]["vae"], prefix=""), seed=5)
+    checkpoint = paths.models_dir / "Stable-diffusion" / "tiny-sd1.safetensors"
+    window = open_window(qtbot, paths)
+    browser = window.model_browser
+    qtbot.waitUntil(lambda: browser.model.entry(checkpoint) is not None, timeout=20_000)
+    assert window.parameters.vae.itemText(0) == "Automatic (baked in)"
+
+    assert browser.set_preferred_vae(browser.model.entry(checkpoint), vae.name)  # the context menu's action
+    assert json.loads(checkpoint.with_suffix(".json").read_text(encoding="utf-8")) == {"vae": "my-vae.safetensors"}
+    assert window.parameters.vae.itemText(0) == "Automatic (my-vae)" and window.parameters.vae.currentIndex() == 0
+    assert "tiny-sd1 now prefers the VAE my-vae.safetensors" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.job_done, timeout=JOB_TIMEOUT_MS) as done:
+        window.generate()
+    assert done.args[1].outcome == "finished", done.args[1].failure
+    params = parse_infotext(Image.open(outputs(paths)[-1]).text["parameters"])[2]
+    assert params["VAE"] == "my-vae.safetensors"  # as when chosen by hand
+    assert params["VAE hash"] == hashlib.sha256(vae.read_bytes()).hexdigest()[:10]
+    assert window.store.get(keys.VAE) == ""  # the field stays "Automatic"
+
+    # The preferred file is gone: a warning, and the job runs with the checkpoint's own VAE.
+    checkpoint.with_suffix(".json").write_text('{"vae": "gone.safetensors"}', encoding="utf-8")
+    window.parameters.refresh_preferred_vae()
+    with qtbot.waitSignal(window.job_done, timeout=JOB_TIMEOUT_MS) as done:
+        window.generate()
+    assert done.args[1].outcome == "finished", done.args[1].failure
+    assert "gone.safetensors, is not installed" in window.error_banner.text() and window.error_banner.isVisible()
+    params = parse_infotext(Image.open(outputs(paths)[-1]).text["parameters"])[2]
+    assert "VAE" not in params and "VAE hash" not in params
+    close_window(window)
+
+
+# --- the token counter knows the app's embeddings ---------------------------------------------------
+
+
+def embedding_file(path: Path, **vectors: int) -> Path:
+    """A textual-inversion file as A1111 saves it: ``emb_params`` [n, 768], or SDXL ``clip_l``/``clip_g``."""
+    import torch
+    from safetensors.torch import save_file
+
+    widths = {"emb_params": 768, "clip_l": 768, "clip_g": 1280}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({key: torch.randn(count, widths[key]).half() for key, count in vectors.items()}, str(path))
+    return path
+
+
+def test_the_token_counter_counts_an_embedding_as_its_vectors(qtbot, paths: AppPaths, tiny_sdxl: Path):
+    from desktop.app import create_window
+    from desktop.engine.conditioning import count_tokens
+    from desktop.engine.loading import load_tokenizers
+    from desktop.library.taxonomy import ModelFamily
+
+    embedding_file(paths.models_dir.parent / "embeddings" / "easynegative.safetensors", emb_params=8)  # A1111's place
+    store = SettingsStore(paths.settings_file)
+    small_job_settings(store)
+    window = create_window(paths, store, EngineLauncher())
+    qtbot.addWidget(window)
+    window.show()
+    label = window.prompt.token_label
+
+    def counted(text: str, expected: str) -> None:
+        window.prompt.set_text(text)
+        qtbot.waitUntil(lambda: label.isVisible() and label.text() == expected, timeout=120_000)
+
+    counted("easynegative, a cat", "11/75")  # 8 vectors + 3 tokens, as A1111 counts
+    tokenizer = load_tokenizers(ModelFamily.SD1)[0]
+    as_text = {name: count_tokens(name, tokenizer).tokens for name in ("badhand", "xlneg")}
+    counted("badhand xlneg", f"{as_text['badhand'] + as_text['xlneg']}/75")  # no such files yet: text
+
+    # Files added in Finder are found (the folders are listed again when they change) and the
+    # prompt is counted again by itself. An SDXL embedding is text for an SD1 checkpoint.
+    embedding_file(paths.models_dir / "embeddings" / "badhand.safetensors", emb_params=3)
+    embedding_file(paths.models_dir / "embeddings" / "xlneg.safetensors", clip_l=4, clip_g=4)
+    qtbot.waitUntil(lambda: label.text() == f"{3 + as_text['xlneg']}/75", timeout=30_000)
+
+    # With an SDXL checkpoint it is the other way round; the count follows the checkpoint by itself.
+    shutil.copy(tiny_sdxl, paths.models_dir / "Stable-diffusion" / "tiny-sdxl.safetensors")
+    window.refresh_models()
+    window.parameters.select_checkpoint(str(paths.models_dir / "Stable-diffusion" / "tiny-sdxl.safetensors"))
+    assert window.parameters.family() == "sdxl"
+    qtbot.waitUntil(lambda: label.text() == f"{as_text['badhand'] + 4}/75", timeout=30_000)
+    close_window(window)
+
+
+def test_the_launchers_counter_lists_the_embedding_folders_only_when_told(tmp_path: Path):
+    """set_token_context is what the window calls when its folders change; counting alone never lists them."""
+    models = tmp_path / "models"
+    embedding_file(models / "embeddings" / "easynegative.safetensors", emb_params=8)
+    launcher = EngineLauncher()
+    assert launcher.count_tokens("easynegative") == (2, 75)  # no folders yet: two words of text
+    launcher.set_token_context([str(models)], "sd1")
+    assert launcher.count_tokens("easynegative") == (8, 75)
+    assert launcher.count_tokens("cat " * 70 + "easynegative") == (83, 150)  # moved whole to the next chunk
+    embedding_file(models / "embeddings" / "other.safetensors", emb_params=8)
+    assert launcher.count_tokens("other") == (1, 75)  # not listed again: a new file is not known...
+    launcher.set_token_context([str(models)], "sd1")
+    assert launcher.count_tokens("other") == (8, 75)  # ...until the window says the folders changed
+    (models / "embeddings" / "easynegative.safetensors").unlink()
+    assert launcher.count_tokens("easynegative") == (2, 75)  # a file gone is text even before that
+    launcher.set_token_context([str(models)], "sdxl")
+    assert launcher.count_tokens("other") == (1, 75)  # an SD1 embedding is text for SDXL
+    launcher.set_token_context([str(models)], "unknown")
+    assert launcher.count_tokens("other") == (8, 75)  # unknown base: any readable embedding counts

@@ -3,12 +3,13 @@ trash; and the main window installing dropped files into it without blocking the
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QElapsedTimer, QFile, QPoint, Qt, QTimer
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QAction, QColor, QImage
 from PySide6.QtWidgets import QApplication, QMenu
 
 from desktop.library.catalogue_entry import CatalogueEntry
@@ -195,6 +196,68 @@ def test_context_menu_offers_the_actions(qtbot, browser: ModelBrowser):
     assert {"Copy Hash", "Show Details…", "Move to Trash…", "Set Preview from Selected Image"} <= set(texts)
     assert not browser.copy_hash_action.isEnabled()  # not hashed yet
     menu.close()
+
+
+def open_menu(browser: ModelBrowser, name: str) -> QMenu:
+    index = index_of(browser, name)
+    browser.view.customContextMenuRequested.emit(browser.view.visualRect(index).center())
+    return browser._menu
+
+
+def vae_actions(browser: ModelBrowser) -> dict[str, QAction]:
+    return {action.text(): action for action in browser._vae_menu.actions() if not action.isSeparator()}
+
+
+def test_a_checkpoints_menu_sets_its_preferred_vae_in_its_a1111_sidecar(qtbot, browser: ModelBrowser, tmp_path: Path):
+    sidecar = tmp_path / "Stable-diffusion" / "dreamshaper.json"
+    a1111 = {"description": "mine", "sd version": "SD1", "notes": "", "vae": "Automatic"}  # as A1111's editor saves it
+    sidecar.write_text(json.dumps(a1111, indent=4), encoding="utf-8")
+    menu = open_menu(browser, "dreamshaper")
+    assert browser._vae_menu is not None and browser._vae_menu.menuAction() in menu.actions()
+    assert browser._vae_menu.title() == "Preferred VAE"
+    actions = vae_actions(browser)
+    assert list(actions) == ["Automatic (none)", "vae-ft-mse"]
+    assert actions["Automatic (none)"].isChecked() and not actions["vae-ft-mse"].isChecked()
+    menu.close()
+
+    with qtbot.waitSignal(browser.preferred_vae_changed) as changed:
+        actions["vae-ft-mse"].trigger()
+    assert changed.args == [str(tmp_path / "Stable-diffusion" / "dreamshaper.safetensors"), "vae-ft-mse.safetensors"]
+    assert json.loads(sidecar.read_text(encoding="utf-8")) == {**a1111, "vae": "vae-ft-mse.safetensors"}
+    open_menu(browser, "dreamshaper").close()
+    assert vae_actions(browser)["vae-ft-mse"].isChecked()
+    with qtbot.assertNotEmitted(browser.preferred_vae_changed):
+        vae_actions(browser)["vae-ft-mse"].trigger()  # the current choice again: nothing to write
+
+    with qtbot.waitSignal(browser.preferred_vae_changed) as changed:
+        vae_actions(browser)["Automatic (none)"].trigger()
+    assert changed.args[1] == "" and json.loads(sidecar.read_text(encoding="utf-8")) == a1111
+
+    # A checkpoint without a sidecar gets one; other kinds have no such menu.
+    open_menu(browser, "juggernautXL").close()
+    vae_actions(browser)["vae-ft-mse"].trigger()
+    assert json.loads((tmp_path / "Stable-diffusion" / "juggernautXL.json").read_text(encoding="utf-8")) == {"vae": "vae-ft-mse.safetensors"}
+    browser.show_tab("lora")
+    open_menu(browser, "detail").close()
+    assert browser._vae_menu is None
+
+
+def test_a_preferred_vae_that_is_gone_is_shown_and_a_corrupt_sidecar_is_never_overwritten(qtbot, browser: ModelBrowser, tmp_path: Path):
+    sidecar = tmp_path / "Stable-diffusion" / "dreamshaper.json"
+    sidecar.write_text(json.dumps({"vae": "orangemix.vae.pt"}), encoding="utf-8")
+    open_menu(browser, "dreamshaper").close()
+    gone = vae_actions(browser)["orangemix.vae.pt (not installed)"]
+    assert gone.isChecked() and not gone.isEnabled()
+    assert not vae_actions(browser)["Automatic (none)"].isChecked()
+
+    broken = b'{"notes": "my notes", "vae": '  # cut short: not JSON
+    sidecar.write_bytes(broken)
+    open_menu(browser, "dreamshaper").close()
+    assert vae_actions(browser)["Automatic (none)"].isChecked()  # unreadable: no preference
+    with qtbot.waitSignal(browser.problem) as problem, qtbot.assertNotEmitted(browser.preferred_vae_changed):
+        vae_actions(browser)["vae-ft-mse"].trigger()
+    assert "dreamshaper.json is not valid JSON" in problem.args[0] and "left unchanged" in problem.args[0]
+    assert sidecar.read_bytes() == broken
 
 
 def test_copy_hash_copies_the_hash_civitai_knows(browser: ModelBrowser, tmp_path: Path):
