@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BELOW_UI_PACKAGES = ("core", "library", "engine", "backends")
+BELOW_UI_PACKAGES = ("core", "library", "engine", "backends", "training")
 BELOW_UI = sorted(
     ["desktop.cli"]
     + [

@@ -1,0 +1,1 @@
+"""LoRA training: config, dataset, network, export and the training loop (no Qt)."""
