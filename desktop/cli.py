@@ -105,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("path", type=Path)
     convert.add_argument("--out", type=Path, default=None, help="output file (default: beside the input, .safetensors)")
+
+    train = commands.add_parser(
+        "train",
+        help="train a LoRA from a TOML file of kohya sd-scripts options (pretrained_model_name_or_path, train_data_dir, ...)",
+    )
+    train.add_argument("config", type=Path, help="the run's settings (.toml); unknown keys are reported")
+    train.add_argument(
+        "--events", action="store_true", help="JSON-lines events on stdout and commands on stdin (the app's training window)"
+    )
     return parser
 
 
@@ -130,6 +139,10 @@ def _run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
             return _generate(args, out, err)
         if args.command == "convert":
             return _convert(args, out, err)
+        if args.command == "train":
+            from desktop.training.headless import run_training_command
+
+            return run_training_command(args.config, emit_events=args.events, stdout=out, stderr=err)
         return _info(args, out, err)
     except UserInputError as error:
         print(f"error: {error}", file=err)
