@@ -26,8 +26,9 @@ import torch
 
 from desktop.core.errors import DesktopError
 from desktop.training import events
-from desktop.training.config import TrainingConfig, save_config
+from desktop.training.config import ConfigError, TrainingConfig, save_config
 from desktop.training.control import TrainingControl
+from desktop.training.distributed import Distributed, from_environment
 from desktop.training.dataset import Dataset, DatasetOptions, make_caption, scan_dataset
 from desktop.training.buckets import crop_plan, epoch_batches
 from desktop.training.images import load_training_image
@@ -74,13 +75,23 @@ def run_paths(config: TrainingConfig) -> RunPaths:
     return RunPaths(config.output_folder(), config.output_name)
 
 
-def train(config: TrainingConfig, emit: Emit, control: TrainingControl | None = None) -> events.TrainingEvent:
-    """Run a whole training; returns the last event (``Finished`` or ``Failed``), which was also emitted."""
-    run = _Run(config, emit, control or TrainingControl())
+def train(
+    config: TrainingConfig, emit: Emit, control: TrainingControl | None = None, *, distributed: Distributed | None = None
+) -> events.TrainingEvent:
+    """Run a whole training; returns the last event (``Finished`` or ``Failed``), which was also emitted.
+
+    Under ``accelerate launch`` every process runs this; only the main one emits and writes files.
+    """
+    distributed = distributed or from_environment()
+    if not distributed.is_main:
+        emit = _silent
+    run = _Run(config, emit, control or TrainingControl(), distributed)
     try:
         outcome: events.TrainingEvent = run.execute()
+    except InterruptedError:  # cancelled while preparing (hashing the checkpoint): nothing to save yet
+        outcome = events.Finished(events.OUTCOME_CANCELLED, "", run.step, time.time() - run.started_at, 0)
     except NaNLoss as error:
-        outcome = events.Failed(events.FAILURE_NAN_LOSS, error.message, run.step)
+        outcome = events.Failed(events.FAILURE_NAN_LOSS, error.message, int(error.details.get("step", run.step)))
     except DesktopError as error:
         kind = events.FAILURE_CONFIG if error.code in ("training_config", "training_state", "invalid_request") else events.FAILURE_DATASET
         if error.code in ("model_file", "unsupported_model"):
@@ -98,8 +109,11 @@ def train(config: TrainingConfig, emit: Emit, control: TrainingControl | None = 
 
 
 class _Run:
-    def __init__(self, config: TrainingConfig, emit: Emit, control: TrainingControl) -> None:
+    def __init__(self, config: TrainingConfig, emit: Emit, control: TrainingControl, distributed: Distributed) -> None:
+        if distributed.active and not config.seed:
+            raise ConfigError("Training setting seed: set a seed for a multi-process run (every process must draw alike)", key="seed")
         seed = config.seed or secrets.randbelow(_SEED_LIMIT) + 1
+        self.distributed = distributed
         self.config = replace(config, seed=seed)
         self.emit = emit
         self.control = control
@@ -116,12 +130,14 @@ class _Run:
 
     def execute(self) -> events.TrainingEvent:
         config = self.config
-        self.paths.run_folder.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.paths.run_folder / "config.toml")
+        if self.distributed.is_main:
+            self.paths.run_folder.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.paths.run_folder / "config.toml")
         self.device_name, self.model = self._load_model()
         self.dataset = self._scan_dataset()
         self.batches_per_epoch = len(epoch_batches(self.dataset, 1, config.train_batch_size, config.seed))
-        self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / config.gradient_accumulation_steps))
+        self.batches_per_step = config.gradient_accumulation_steps * self.distributed.world
+        self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / self.batches_per_step))
         self.total_steps = config.max_train_steps or config.max_train_epochs * self.steps_per_epoch
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.losses = deque(maxlen=self.steps_per_epoch)
@@ -144,13 +160,13 @@ class _Run:
 
     def _loop(self) -> events.TrainingEvent:
         config = self.config
-        self.loss_log = _LossLog(self.paths.run_folder / "loss.csv", self.step)
+        self.loss_log = _LossLog(self.paths.run_folder / "loss.csv", self.step) if self.distributed.is_main else None
         timer = _StepTimer()
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch + 1
             batches = epoch_batches(self.dataset, epoch, config.train_batch_size, config.seed)
-            first = (self.step % self.steps_per_epoch) * config.gradient_accumulation_steps
-            groups = _groups(batches[first:], config.gradient_accumulation_steps)
+            first = (self.step % self.steps_per_epoch) * self.batches_per_step
+            groups = _groups(batches[first:], self.batches_per_step)
             for group in groups:
                 if self.step >= self.total_steps:
                     break
@@ -163,7 +179,8 @@ class _Run:
                 seconds = timer.lap()
                 average = sum(self.losses) / len(self.losses)
                 lr = float(self.scheduler.get_last_lr()[0])
-                self.loss_log.write(self.step, epoch, loss, average, lr)
+                if self.loss_log is not None:
+                    self.loss_log.write(self.step, epoch, loss, average, lr)
                 memory = self._memory()
                 self.emit(
                     events.StepDone(
@@ -177,6 +194,10 @@ class _Run:
         return self._finish()
 
     def _obey_commands(self) -> events.TrainingEvent | None:
+        if self.distributed.active:  # only cancel is collective; the app's other commands are single-process
+            if self.distributed.any(self.control.cancelled, self.plan.device):
+                return self._cancelled()
+            return None
         for command in self.control.pending():
             outcome = self._command(command)
             if outcome is not None:
@@ -226,19 +247,28 @@ class _Run:
     # ------------------------------------------------------------------ one step
 
     def _optimizer_step(self, group: list[list[Any]], epoch: int) -> float:
-        config = self.config
+        """One optimizer step over ``group``'s batches (gradient accumulation, and processes if launched).
+
+        Each batch's loss is divided by the group's size, so the summed gradients are the group's
+        mean whatever the split. A NaN anywhere stops every process before the weights change.
+        """
+        config, device = self.config, self.plan.device
         total = 0.0
-        for micro, batch in enumerate(group):
-            loss = self._batch_loss(batch, epoch, micro)
-            if not torch.isfinite(loss):
-                raise NaNLoss(
-                    f"The loss became NaN at step {self.step + 1}; nothing was saved from this step. "
-                    "Lower the learning rate, or train with mixed_precision = \"no\" (fp32).",
-                    step=self.step + 1,
-                )
-            (loss / len(group)).backward()
-            total += float(loss.detach()) / len(group)
+        for position, batch in self.distributed.my_batches(group):
+            loss = self._batch_loss(batch, epoch, position) / len(group)
+            if torch.isfinite(loss):
+                loss.backward()
+            total += float(loss.detach())
+        total = self.distributed.sum(total, device)
+        if not math.isfinite(total):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NaNLoss(
+                f"The loss became NaN at step {self.step + 1}; nothing was saved from this step. "
+                "Lower the learning rate, or train with mixed_precision = \"no\" (fp32).",
+                step=self.step + 1,
+            )
         parameters = [p for group_ in self.optimizer.param_groups for p in group_["params"]]
+        self.distributed.sum_gradients(parameters)
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
         self.optimizer.step()
@@ -310,7 +340,7 @@ class _Run:
         from desktop.engine.loading import load_model
 
         config = self.config
-        device = select_device(config.device)
+        device = self.distributed.device or select_device(config.device)
         base = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[config.mixed_precision]
         if device.type == "cpu" and base is torch.float16:
             self.emit(events.Warning("fp16 is slow or missing on the CPU; the base model is kept in bf16 instead"))
@@ -419,12 +449,13 @@ class _Run:
         return state.step
 
     def _facts(self) -> dict[str, Any]:
+        """What must match to resume, as it reads back from JSON (tuples become lists)."""
         config = self.config
-        return {
+        return _as_json({
             "seed": config.seed, "family": self.model.family.value,
             "network_shape": [config.network_dim, config.network_alpha, config.network_args, config.train_unet, config.train_text_encoder],
             "steps_per_epoch": self.steps_per_epoch, "batch_size": config.train_batch_size, "total_steps": self.total_steps,
-        }  # fmt: skip
+        })  # fmt: skip
 
     def _cache_latents(self) -> None:
         """Encode every image (and its flip) once, before the first step; kohya's ``cache_latents``."""
@@ -456,6 +487,8 @@ class _Run:
             self._samples(epoch)
 
     def _save_lora(self, path: Path, reason: str, epoch: int) -> Path:
+        if not self.distributed.is_main:
+            return path
         tensors = self.network.kohya_state_dict(dtype=_SAVE_DTYPES[self.config.save_precision])
         if not all(torch.isfinite(tensor).all() for tensor in tensors.values()):
             raise NaNLoss(f"The LoRA weights are not finite at step {self.step}; the file was not written", step=self.step)
@@ -466,6 +499,8 @@ class _Run:
         return path
 
     def _save_state(self) -> None:
+        if not self.distributed.is_main:
+            return
         state = TrainingState(
             step=self.step,
             network=self.network.kohya_state_dict(dtype=torch.float32),
@@ -479,7 +514,7 @@ class _Run:
 
     def _samples(self, epoch: int) -> None:
         config = self.config
-        if not config.sample_prompts:
+        if not config.sample_prompts or not self.distributed.is_main:
             return
         folder = self.paths.run_folder / "samples"
         folder.mkdir(parents=True, exist_ok=True)
@@ -497,6 +532,8 @@ class _Run:
         from desktop.training.verify import sample_with_and_without, verify_lora
 
         self.network.remove()
+        if not self.distributed.is_main:
+            return
         report = verify_lora(path, self.model)
         if not report.complete:
             self.emit(events.Warning(report.warning or f"only {report.matched} of {report.total} modules of {path.name} matched"))
@@ -568,6 +605,16 @@ class _CancelAdapter:
 
     def is_set(self) -> bool:
         return self.control.cancelled
+
+
+def _as_json(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def _silent(_event: events.TrainingEvent) -> None:
+    pass
 
 
 def _groups(batches: list[Any], size: int) -> Iterator[list[Any]]:

@@ -223,7 +223,7 @@ def test_pause_save_and_sample_commands_take_effect_between_steps(config):
 
 def test_a_nan_loss_is_reported_with_its_step_and_no_broken_file_is_written(config):
     recorder = Recorder()
-    outcome = train(replace(config, learning_rate=1e38, max_grad_norm=0.0, save_every_n_epochs=0), recorder)
+    outcome = train(replace(config, learning_rate=1e20, max_grad_norm=0.0, save_every_n_epochs=0), recorder)
     assert isinstance(outcome, events.Failed), outcome
     assert outcome.kind == events.FAILURE_NAN_LOSS
     assert outcome.step is not None and f"step {outcome.step}" in outcome.message
