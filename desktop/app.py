@@ -143,11 +143,20 @@ class EngineLauncher:
         return PromptEmbeddings(library, widths)  # widths None (unknown family): any readable embedding counts
 
 
+def training_command(config_path: Path) -> list[str]:
+    """The training child's command line: this Python with ``-m desktop``, or the frozen app itself."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "train", str(config_path), "--events"]
+    return [sys.executable, "-m", "desktop", "train", str(config_path), "--events"]
+
+
 def create_window(paths, store, launcher: EngineLauncher):  # noqa: ANN001 - AppPaths, SettingsStore (Qt: imported late)
     """The main window with the launcher's engine and token counter, the counter following the window's models."""
-    from desktop.ui.main_window import MainWindow
+    from desktop.training.dataset_summary import summarize_dataset
+    from desktop.ui.main_window import MainWindow, TrainingSupport
 
-    window = MainWindow(paths, store, launcher.create_engine, count_tokens=launcher.count_tokens)
+    training = TrainingSupport(command_for=training_command, scan_dataset=summarize_dataset)
+    window = MainWindow(paths, store, launcher.create_engine, count_tokens=launcher.count_tokens, training=training)
     # The window listed its folders while it was built, before this connection: tell the launcher
     # now; prompt counts start from the event loop, after this.
     launcher.set_token_context([str(root) for root in window.model_roots()], window.parameters.family())

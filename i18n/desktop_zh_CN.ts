@@ -17,10 +17,68 @@
     </message>
 </context>
 <context>
+    <name>DatasetModel</name>
+    <message>
+        <source>No caption: trained on the folder name or trigger word only</source>
+        <translation>无标注：仅以文件夹名称或触发词训练</translation>
+    </message>
+</context>
+<context>
+    <name>DatasetView</name>
+    <message>
+        <source>A folder of images with .txt captions (kohya: 10_name subfolders repeat 10×)</source>
+        <translation>包含图像及 .txt 标注的文件夹（kohya：10_name 子文件夹重复 10 次）</translation>
+    </message>
+    <message>
+        <source>Choose…</source>
+        <translation>选择…</translation>
+    </message>
+    <message>
+        <source>Choose the folder of training images (or drop it on the window)</source>
+        <translation>选择训练图像所在的文件夹（或将其拖放到窗口上）</translation>
+    </message>
+    <message>
+        <source>Save Caption</source>
+        <translation>保存标注</translation>
+    </message>
+    <message>
+        <source>Write the caption to its .txt file (⌘S); switching images saves too</source>
+        <translation>将标注写入对应的 .txt 文件 (⌘S)；切换图像时也会保存</translation>
+    </message>
+    <message>
+        <source>This image has no caption yet. Describe what is in it; the trigger word is added for you.</source>
+        <translation>此图像还没有标注。请描述图中的内容；触发词会自动添加。</translation>
+    </message>
+    <message>
+        <source>Choose the folder of training images</source>
+        <translation>选择训练图像所在的文件夹</translation>
+    </message>
+    <message>
+        <source>Cannot save the caption {file}: {error}</source>
+        <translation>无法保存标注 {file}：{error}</translation>
+    </message>
+    <message>
+        <source>Select an image to edit its caption</source>
+        <translation>选择一张图像以编辑其标注</translation>
+    </message>
+    <message>
+        <source>{name}: no caption</source>
+        <translation>{name}：无标注</translation>
+    </message>
+    <message>
+        <source>Caption of {name}</source>
+        <translation>{name} 的标注</translation>
+    </message>
+</context>
+<context>
     <name>EngineWorker</name>
     <message>
         <source>The engine failed to start: {error}</source>
         <translation>生成引擎启动失败：{error}</translation>
+    </message>
+    <message>
+        <source>Models unloaded for training</source>
+        <translation>已卸载模型以进行训练</translation>
     </message>
 </context>
 <context>
@@ -282,6 +340,17 @@
     </message>
 </context>
 <context>
+    <name>LossPlot</name>
+    <message>
+        <source>loss</source>
+        <translation>损失</translation>
+    </message>
+    <message>
+        <source>average</source>
+        <translation>平均值</translation>
+    </message>
+</context>
+<context>
     <name>MainWindow</name>
     <message>
         <source>Diffusion Desktop</source>
@@ -422,6 +491,10 @@ No model is installed yet. Download a Stable Diffusion checkpoint (.safetensors)
         <translation>显示</translation>
     </message>
     <message>
+        <source>Training</source>
+        <translation>训练</translation>
+    </message>
+    <message>
         <source>Window</source>
         <translation>窗口</translation>
     </message>
@@ -474,6 +547,10 @@ No model is installed yet. Download a Stable Diffusion checkpoint (.safetensors)
         <translation>最小化</translation>
     </message>
     <message>
+        <source>Train LoRA…</source>
+        <translation>训练 LoRA…</translation>
+    </message>
+    <message>
         <source>Diffusion Desktop Help</source>
         <translation>Diffusion Desktop 帮助</translation>
     </message>
@@ -522,6 +599,14 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>This image was made with the model {model} (hash {hash}), which is not installed; the current model is kept.</source>
         <translation>此图像使用模型 {model}（哈希值 {hash}）生成，但该模型尚未安装；将保留当前模型。</translation>
+    </message>
+    <message>
+        <source>{checkpoint} now prefers the VAE {vae}</source>
+        <translation>{checkpoint} 的首选 VAE 已设为 {vae}</translation>
+    </message>
+    <message>
+        <source>{checkpoint} now uses its own VAE (no preference)</source>
+        <translation>{checkpoint} 现在使用模型自带的 VAE（无首选）</translation>
     </message>
     <message>
         <source>Select an image in the gallery first, then choose Set Preview again.</source>
@@ -594,6 +679,26 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>Could not install {name}: {error}</source>
         <translation>无法安装 {name}：{error}</translation>
+    </message>
+    <message>
+        <source>Training: generation is paused and the models are unloaded</source>
+        <translation>训练中：已暂停生成并卸载模型</translation>
+    </message>
+    <message>
+        <source>Training is running</source>
+        <translation>训练正在进行</translation>
+    </message>
+    <message>
+        <source>Quitting cancels the training. A LoRA of the steps so far and the resume state are saved.</source>
+        <translation>退出将中止训练。截至目前的训练结果会保存为 LoRA，断点也会一并保存。</translation>
+    </message>
+    <message>
+        <source>Cancel Training and Quit</source>
+        <translation>中止训练并退出</translation>
+    </message>
+    <message>
+        <source>Keep Training</source>
+        <translation>继续训练</translation>
     </message>
     <message>
         <source>{name} is an incomplete download: wait for it to finish, then drop the finished file.</source>
@@ -712,6 +817,22 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>Insert into Prompt</source>
         <translation>插入到提示词</translation>
+    </message>
+    <message>
+        <source>Preferred VAE</source>
+        <translation>首选 VAE</translation>
+    </message>
+    <message>
+        <source>Automatic (none)</source>
+        <translation>自动（无首选）</translation>
+    </message>
+    <message>
+        <source>No preference: the VAE baked into the checkpoint</source>
+        <translation>无首选：使用模型自带的 VAE</translation>
+    </message>
+    <message>
+        <source>{name} (not installed)</source>
+        <translation>{name}（未安装）</translation>
     </message>
     <message>
         <source>Move to Trash</source>
@@ -854,6 +975,22 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
         <translation>随机种子 (-1)</translation>
     </message>
     <message>
+        <source>Automatic ({name})</source>
+        <translation>自动（{name}）</translation>
+    </message>
+    <message>
+        <source>Automatic (baked in; {name} not found)</source>
+        <translation>自动（模型自带；未找到 {name}）</translation>
+    </message>
+    <message>
+        <source>Automatic (baked in)</source>
+        <translation>自动（模型自带）</translation>
+    </message>
+    <message>
+        <source>The VAE preferred for this checkpoint (Models pane: right-click the checkpoint, Preferred VAE), else the one baked into the checkpoint</source>
+        <translation>此模型的首选 VAE（在“模型”面板中右键点击模型，选择“首选 VAE”）；未设置时使用模型自带的 VAE</translation>
+    </message>
+    <message>
         <source>Reuse the seed of the last image</source>
         <translation>重用上一张图像的随机种子</translation>
     </message>
@@ -878,16 +1015,16 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
         <translation>使用更靠前的 CLIP 层（许多二次元模型用 2）</translation>
     </message>
     <message>
-        <source>Automatic (the checkpoint&apos;s own)</source>
-        <translation>自动（使用模型自带的）</translation>
-    </message>
-    <message>
         <source>The seed must be at most {max}.</source>
         <translation>随机种子不能大于 {max}。</translation>
     </message>
     <message>
         <source>Reuse the seed of the last image ({seed})</source>
         <translation>重用上一张图像的随机种子 ({seed})</translation>
+    </message>
+    <message>
+        <source>The preferred VAE of {checkpoint}, {vae}, is not installed; the checkpoint&apos;s own VAE is used.</source>
+        <translation>{checkpoint} 的首选 VAE {vae} 未安装，已改用模型自带的 VAE。</translation>
     </message>
     <message>
         <source>Choose a size…</source>
@@ -1049,6 +1186,865 @@ Stable Diffusion on your Mac, with A1111&apos;s prompts, samplers and seeds.</so
     <message>
         <source>Tokens used, of what the prompt&apos;s 75-token chunks hold</source>
         <translation>已用 token 数 / 当前 75 token 分段的容量</translation>
+    </message>
+</context>
+<context>
+    <name>RunMonitor</name>
+    <message>
+        <source>Pause</source>
+        <translation>暂停</translation>
+    </message>
+    <message>
+        <source>Pause after the current step; the memory stays in use</source>
+        <translation>当前步完成后暂停；内存仍保持占用</translation>
+    </message>
+    <message>
+        <source>Save Now</source>
+        <translation>立即保存</translation>
+    </message>
+    <message>
+        <source>Save a LoRA of the steps so far, then go on</source>
+        <translation>将截至目前的训练结果保存为 LoRA，然后继续</translation>
+    </message>
+    <message>
+        <source>Sample Now</source>
+        <translation>立即生成样图</translation>
+    </message>
+    <message>
+        <source>Generate the sample images now, then go on</source>
+        <translation>立即生成样图，然后继续</translation>
+    </message>
+    <message>
+        <source>Cancel…</source>
+        <translation>中止…</translation>
+    </message>
+    <message>
+        <source>Stop training; a LoRA of the steps so far is saved (⌘.)</source>
+        <translation>停止训练；截至目前的训练结果会保存为 LoRA (⌘.)</translation>
+    </message>
+    <message>
+        <source>Samples</source>
+        <translation>样图</translation>
+    </message>
+    <message>
+        <source>Log</source>
+        <translation>日志</translation>
+    </message>
+    <message>
+        <source>Without the LoRA</source>
+        <translation>不使用 LoRA</translation>
+    </message>
+    <message>
+        <source>With the LoRA</source>
+        <translation>使用 LoRA</translation>
+    </message>
+    <message>
+        <source>The loss appears here once training starts.
+It is noisy; the line is its moving average.</source>
+        <translation>训练开始后，损失值会显示在这里。
+损失值波动较大，曲线为其移动平均值。</translation>
+    </message>
+    <message>
+        <source>Not started</source>
+        <translation>未开始</translation>
+    </message>
+    <message>
+        <source>%v of %m steps</source>
+        <translation>%v / %m 步</translation>
+    </message>
+    <message>
+        <source>Training {images} images on {device}: {steps} steps in {epochs} epochs</source>
+        <translation>在 {device} 上训练 {images} 张图像：{epochs} 轮，共 {steps} 步</translation>
+    </message>
+    <message>
+        <source>Resumed from step {step}</source>
+        <translation>已从第 {step} 步继续</translation>
+    </message>
+    <message>
+        <source>Loading the model…</source>
+        <translation>正在加载模型…</translation>
+    </message>
+    <message>
+        <source>Preparing the images…</source>
+        <translation>正在准备图像…</translation>
+    </message>
+    <message>
+        <source>Epoch {epoch}</source>
+        <translation>第 {epoch} 轮</translation>
+    </message>
+    <message>
+        <source>{time} left</source>
+        <translation>剩余 {time}</translation>
+    </message>
+    <message>
+        <source>Memory {size}</source>
+        <translation>内存 {size}</translation>
+    </message>
+    <message>
+        <source>Training · step {step} · loss {loss}</source>
+        <translation>训练中 · 第 {step} 步 · 损失 {loss}</translation>
+    </message>
+    <message>
+        <source>after epoch {epoch}</source>
+        <translation>第 {epoch} 轮结束</translation>
+    </message>
+    <message>
+        <source>final</source>
+        <translation>最终版本</translation>
+    </message>
+    <message>
+        <source>on request</source>
+        <translation>手动保存</translation>
+    </message>
+    <message>
+        <source>of the steps so far</source>
+        <translation>中止时保存</translation>
+    </message>
+    <message>
+        <source>Saved {file} ({reason}, step {step})</source>
+        <translation>已保存 {file}（{reason}，第 {step} 步）</translation>
+    </message>
+    <message>
+        <source>Resume point saved at step {step}</source>
+        <translation>已在第 {step} 步保存断点</translation>
+    </message>
+    <message>
+        <source>step {step}</source>
+        <translation>第 {step} 步</translation>
+    </message>
+    <message>
+        <source>Checked: {matched} of {total} layers of the LoRA load into the model.</source>
+        <translation>检查结果：LoRA 的 {total} 个层中有 {matched} 个可载入模型。</translation>
+    </message>
+    <message>
+        <source>It changes the image.</source>
+        <translation>它会改变生成的图像。</translation>
+    </message>
+    <message>
+        <source>It did not change the sample image: it may have learned too little.</source>
+        <translation>它没有改变样图：可能学到的内容太少。</translation>
+    </message>
+    <message>
+        <source>Some layers did not match: other apps may not load this file fully.</source>
+        <translation>部分层不匹配：其他应用可能无法完整加载此文件。</translation>
+    </message>
+    <message>
+        <source>Paused at step {step}</source>
+        <translation>已在第 {step} 步暂停</translation>
+    </message>
+    <message>
+        <source>Training · step {step}</source>
+        <translation>训练中 · 第 {step} 步</translation>
+    </message>
+    <message>
+        <source>Cancelled after {steps} steps. The LoRA of the steps so far: {file}</source>
+        <translation>已在 {steps} 步后中止。截至目前的 LoRA：{file}</translation>
+    </message>
+    <message>
+        <source>Finished: {steps} steps in {time}. The LoRA: {file}</source>
+        <translation>完成：{steps} 步，用时 {time}。LoRA：{file}</translation>
+    </message>
+</context>
+<context>
+    <name>TrainingForm</name>
+    <message>
+        <source>Custom</source>
+        <translation>自定义</translation>
+    </message>
+    <message>
+        <source>SD1.5 character</source>
+        <translation>SD1.5 角色</translation>
+    </message>
+    <message>
+        <source>SD1.5 style</source>
+        <translation>SD1.5 画风</translation>
+    </message>
+    <message>
+        <source>SDXL</source>
+        <translation>SDXL</translation>
+    </message>
+    <message>
+        <source>fp32 (no mixed precision)</source>
+        <translation>fp32（不使用混合精度）</translation>
+    </message>
+    <message>
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <source>Other…</source>
+        <translation>其他…</translation>
+    </message>
+    <message>
+        <source>Choose…</source>
+        <translation>选择…</translation>
+    </message>
+    <message>
+        <source>Advanced settings</source>
+        <translation>高级设置</translation>
+    </message>
+    <message>
+        <source>Train the text encoder too</source>
+        <translation>同时训练文本编码器</translation>
+    </message>
+    <message>
+        <source>same as UNet</source>
+        <translation>与 UNet 相同</translation>
+    </message>
+    <message>
+        <source>One prompt per line, e.g. a photo of sks person, smiling</source>
+        <translation>每行一条提示词，例如 a photo of sks person, smiling</translation>
+    </message>
+    <message>
+        <source>off</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>dim </source>
+        <translation>维度 </translation>
+    </message>
+    <message>
+        <source>alpha </source>
+        <translation>Alpha </translation>
+    </message>
+    <message>
+        <source>from epochs</source>
+        <translation>按训练轮数</translation>
+    </message>
+    <message>
+        <source>random</source>
+        <translation>随机</translation>
+    </message>
+    <message>
+        <source>only at the end</source>
+        <translation>仅在结束时</translation>
+    </message>
+    <message>
+        <source>never</source>
+        <translation>从不</translation>
+    </message>
+    <message>
+        <source>Preset</source>
+        <translation>预设</translation>
+    </message>
+    <message>
+        <source>Base model</source>
+        <translation>基础模型</translation>
+    </message>
+    <message>
+        <source>Trigger word</source>
+        <translation>触发词</translation>
+    </message>
+    <message>
+        <source>LoRA name</source>
+        <translation>LoRA 名称</translation>
+    </message>
+    <message>
+        <source>Save to</source>
+        <translation>保存位置</translation>
+    </message>
+    <message>
+        <source>Resolution</source>
+        <translation>分辨率</translation>
+    </message>
+    <message>
+        <source>Batch size</source>
+        <translation>批量大小</translation>
+    </message>
+    <message>
+        <source>Epochs</source>
+        <translation>训练轮数</translation>
+    </message>
+    <message>
+        <source>Max steps</source>
+        <translation>最大步数</translation>
+    </message>
+    <message>
+        <source>Network dim (rank)</source>
+        <translation>网络维度 (rank)</translation>
+    </message>
+    <message>
+        <source>Network alpha</source>
+        <translation>网络 Alpha</translation>
+    </message>
+    <message>
+        <source>UNet learning rate</source>
+        <translation>UNet 学习率</translation>
+    </message>
+    <message>
+        <source>Text encoder learning rate</source>
+        <translation>文本编码器学习率</translation>
+    </message>
+    <message>
+        <source>Scheduler</source>
+        <translation>学习率调度器</translation>
+    </message>
+    <message>
+        <source>Warm-up steps</source>
+        <translation>预热步数</translation>
+    </message>
+    <message>
+        <source>Save every N epochs</source>
+        <translation>每 N 轮保存</translation>
+    </message>
+    <message>
+        <source>Sample prompts</source>
+        <translation>样图提示词</translation>
+    </message>
+    <message>
+        <source>Sample every N epochs</source>
+        <translation>每 N 轮生成样图</translation>
+    </message>
+    <message>
+        <source>Text encoder</source>
+        <translation>文本编码器</translation>
+    </message>
+    <message>
+        <source>LoCon (3×3 convolutions)</source>
+        <translation>LoCon（3×3 卷积）</translation>
+    </message>
+    <message>
+        <source>Min-SNR gamma</source>
+        <translation>Min-SNR gamma</translation>
+    </message>
+    <message>
+        <source>Noise offset</source>
+        <translation>噪声偏移</translation>
+    </message>
+    <message>
+        <source>Flip images</source>
+        <translation>镜像翻转图像</translation>
+    </message>
+    <message>
+        <source>Shuffle caption tags</source>
+        <translation>打乱标注标签</translation>
+    </message>
+    <message>
+        <source>Keep first tags</source>
+        <translation>固定开头标签数</translation>
+    </message>
+    <message>
+        <source>Caption dropout</source>
+        <translation>标注丢弃率</translation>
+    </message>
+    <message>
+        <source>Caption files</source>
+        <translation>标注文件</translation>
+    </message>
+    <message>
+        <source>Gradient checkpointing</source>
+        <translation>梯度检查点</translation>
+    </message>
+    <message>
+        <source>Gradient accumulation</source>
+        <translation>梯度累积</translation>
+    </message>
+    <message>
+        <source>Base model precision</source>
+        <translation>基础模型精度</translation>
+    </message>
+    <message>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <source>Clip skip</source>
+        <translation>CLIP 终止层数</translation>
+    </message>
+    <message>
+        <source>Smallest bucket side</source>
+        <translation>分桶最小边长</translation>
+    </message>
+    <message>
+        <source>Largest bucket side</source>
+        <translation>分桶最大边长</translation>
+    </message>
+    <message>
+        <source>Regularisation folder</source>
+        <translation>正则化图像文件夹</translation>
+    </message>
+    <message>
+        <source>Resume point every N steps</source>
+        <translation>每 N 步保存断点</translation>
+    </message>
+    <message>
+        <source>Train on</source>
+        <translation>运算设备</translation>
+    </message>
+    <message>
+        <source>Starting values for a kind of LoRA. The model, dataset and output stay as they are.</source>
+        <translation>针对某类 LoRA 的初始参数。模型、数据集和保存位置保持不变。</translation>
+    </message>
+    <message>
+        <source>The checkpoint the LoRA is trained on. It works best with this model and its relatives.</source>
+        <translation>用于训练 LoRA 的模型。LoRA 与此模型及其衍生模型搭配效果最好。</translation>
+    </message>
+    <message>
+        <source>A rare word put at the start of every caption, e.g. sks or ohwx: write it in a prompt to call up what was learned.</source>
+        <translation>添加在每条标注开头的罕见词，例如 sks 或 ohwx：在提示词中写上它，即可调出学到的内容。</translation>
+    </message>
+    <message>
+        <source>The file name of the LoRA (.safetensors) and of its settings (.toml).</source>
+        <translation>LoRA 文件 (.safetensors) 及其设置文件 (.toml) 的文件名。</translation>
+    </message>
+    <message>
+        <source>Where the LoRA is saved; the models/Lora folder makes it appear in the model browser.</source>
+        <translation>LoRA 的保存位置；保存到 models/Lora 文件夹即可在“模型”面板中看到它。</translation>
+    </message>
+    <message>
+        <source>Training size in pixels. 512 for SD1.5, 768 for SD2, 1024 for SDXL; images are bucketed by aspect ratio.</source>
+        <translation>训练尺寸（像素）。SD1.5 用 512，SD2 用 768，SDXL 用 1024；图像会按宽高比分桶。</translation>
+    </message>
+    <message>
+        <source>Images per step. Larger batches need more memory; lower the learning rate less than proportionally.</source>
+        <translation>每步使用的图像数。批量越大越占内存；学习率应相应降低，但降幅要小于批量的增幅。</translation>
+    </message>
+    <message>
+        <source>How many times every image (times its repeats) is seen.</source>
+        <translation>每张图像（乘以其重复次数）被训练的遍数。</translation>
+    </message>
+    <message>
+        <source>Stop after this many steps instead of counting epochs.</source>
+        <translation>达到此步数后停止，而不按训练轮数计算。</translation>
+    </message>
+    <message>
+        <source>The LoRA&apos;s capacity. 8–32 for a character, 32–128 for a style; larger files, slower learning.</source>
+        <translation>LoRA 的容量。角色用 8–32，画风用 32–128；值越大，文件越大，学习越慢。</translation>
+    </message>
+    <message>
+        <source>Scales the learned weights by alpha / dim. Half the dim is common; lower alpha means smaller updates.</source>
+        <translation>按 alpha / dim 缩放学到的权重。通常取 dim 的一半；alpha 越小，每次更新幅度越小。</translation>
+    </message>
+    <message>
+        <source>How fast the image model learns. 1e-4 is a good start; lower it if the loss becomes NaN or samples burn.</source>
+        <translation>图像模型的学习速度。1e-4 是不错的起点；若损失变为 NaN 或样图出现烧图，请调低。</translation>
+    </message>
+    <message>
+        <source>How fast the text encoder learns; usually a half or less of the UNet rate. Blank: the UNet rate.</source>
+        <translation>文本编码器的学习速度；通常为 UNet 学习率的一半或更低。留空：与 UNet 学习率相同。</translation>
+    </message>
+    <message>
+        <source>How the learning rate changes over the run. Cosine lowers it towards the end.</source>
+        <translation>学习率在训练过程中的变化方式。cosine 会在临近结束时逐渐降低学习率。</translation>
+    </message>
+    <message>
+        <source>Steps at the start during which the learning rate rises from zero.</source>
+        <translation>训练开始时学习率从零逐步上升的步数。</translation>
+    </message>
+    <message>
+        <source>Also save a LoRA every N epochs, to compare them later.</source>
+        <translation>每 N 轮额外保存一个 LoRA，便于之后比较。</translation>
+    </message>
+    <message>
+        <source>Images are generated from these prompts during training, to see what the LoRA learns.</source>
+        <translation>训练期间会用这些提示词生成图像，以便查看 LoRA 学到了什么。</translation>
+    </message>
+    <message>
+        <source>Generate the sample images every N epochs.</source>
+        <translation>每 N 轮生成一次样图。</translation>
+    </message>
+    <message>
+        <source>Training the text encoder helps a trigger word; SDXL usually trains the UNet only.</source>
+        <translation>训练文本编码器有助于触发词生效；SDXL 通常只训练 UNet。</translation>
+    </message>
+    <message>
+        <source>LoCon also trains the ResNet convolutions: more detail and texture, larger file. Off for a plain LoRA.</source>
+        <translation>LoCon 还会训练 ResNet 卷积层：细节和质感更丰富，文件也更大。训练普通 LoRA 时请关闭。</translation>
+    </message>
+    <message>
+        <source>Weights the loss by timestep so training converges faster. 5 is recommended; 0 turns it off.</source>
+        <translation>按时间步为损失加权，使训练收敛更快。推荐值为 5；0 表示关闭。</translation>
+    </message>
+    <message>
+        <source>Helps learn very dark or very bright images. 0.05–0.1; 0 turns it off.</source>
+        <translation>有助于学习很暗或很亮的图像。建议 0.05–0.1；0 表示关闭。</translation>
+    </message>
+    <message>
+        <source>Also trains on mirror images. Good for styles, bad for asymmetric characters and text.</source>
+        <translation>同时用镜像图像训练。适合画风，不适合不对称的角色和文字。</translation>
+    </message>
+    <message>
+        <source>Shuffles comma-separated tags each step so no tag order is learned.</source>
+        <translation>每步打乱以逗号分隔的标签，避免模型学到标签顺序。</translation>
+    </message>
+    <message>
+        <source>How many tags at the start stay in place when shuffling (1 keeps the trigger word first).</source>
+        <translation>打乱时开头保持不动的标签数（设为 1 可让触发词始终在最前）。</translation>
+    </message>
+    <message>
+        <source>Share of steps trained without a caption; helps the LoRA work without its trigger word.</source>
+        <translation>不带标注训练的步数比例；有助于 LoRA 在不写触发词时也能生效。</translation>
+    </message>
+    <message>
+        <source>The extension of the caption file next to each image.</source>
+        <translation>每张图像旁标注文件的扩展名。</translation>
+    </message>
+    <message>
+        <source>Recomputes activations instead of storing them: much less memory, about 30% slower.</source>
+        <translation>重新计算激活值而非存储：大幅节省内存，速度约慢 30%。</translation>
+    </message>
+    <message>
+        <source>Adds up this many batches before each update: a larger batch without more memory.</source>
+        <translation>每次更新前累积这么多批次：不增加内存即可获得更大的批量。</translation>
+    </message>
+    <message>
+        <source>Keeps the frozen base model in fp16 or bf16 to halve its memory. Choose fp32 if the loss becomes NaN.</source>
+        <translation>以 fp16 或 bf16 载入冻结的基础模型，内存占用减半。若损失变为 NaN，请选择 fp32。</translation>
+    </message>
+    <message>
+        <source>The same seed and settings give the same LoRA. 0 picks one and records it.</source>
+        <translation>随机种子和设置相同，得到的 LoRA 也相同。0 表示随机选取并记录。</translation>
+    </message>
+    <message>
+        <source>Use the text encoder&apos;s output this many layers from the end; 2 for most anime models.</source>
+        <translation>使用文本编码器倒数第几层的输出；大多数二次元模型用 2。</translation>
+    </message>
+    <message>
+        <source>Images are grouped into buckets of similar aspect ratio, from this side length…</source>
+        <translation>图像按相近的宽高比分组到不同的桶中，边长从此值…</translation>
+    </message>
+    <message>
+        <source>…to this one.</source>
+        <translation>…到此值。</translation>
+    </message>
+    <message>
+        <source>Optional images of the general class (e.g. other people) that keep the model from forgetting it.</source>
+        <translation>可选的同类通用图像（例如其他人物），防止模型遗忘该类别。</translation>
+    </message>
+    <message>
+        <source>Writes what a cancelled or crashed run needs to resume. 0: only at the end.</source>
+        <translation>保存断点，供中止或崩溃的训练继续。0：仅在结束时保存。</translation>
+    </message>
+    <message>
+        <source>Automatic picks the Apple GPU or NVIDIA GPU when there is one.</source>
+        <translation>“自动”会在可用时选择 Apple GPU 或 NVIDIA GPU。</translation>
+    </message>
+    <message>
+        <source>Choose the base model</source>
+        <translation>选择基础模型</translation>
+    </message>
+    <message>
+        <source>Checkpoints (*.safetensors)</source>
+        <translation>模型 (*.safetensors)</translation>
+    </message>
+    <message>
+        <source>Choose where to save the LoRA</source>
+        <translation>选择 LoRA 的保存位置</translation>
+    </message>
+</context>
+<context>
+    <name>TrainingWindow</name>
+    <message>
+        <source>{s} s</source>
+        <translation>{s} 秒</translation>
+    </message>
+    <message>
+        <source>{m} min {s} s</source>
+        <translation>{m} 分 {s} 秒</translation>
+    </message>
+    <message>
+        <source>{m} min</source>
+        <translation>{m} 分钟</translation>
+    </message>
+    <message>
+        <source>{h} h {m} min</source>
+        <translation>{h} 小时 {m} 分</translation>
+    </message>
+    <message>
+        <source>Train LoRA</source>
+        <translation>训练 LoRA</translation>
+    </message>
+    <message>
+        <source>Dataset</source>
+        <translation>数据集</translation>
+    </message>
+    <message>
+        <source>Settings</source>
+        <translation>设置</translation>
+    </message>
+    <message>
+        <source>Start Training</source>
+        <translation>开始训练</translation>
+    </message>
+    <message>
+        <source>Save the settings next to the LoRA and start (⌘↩)</source>
+        <translation>将设置保存到 LoRA 旁并开始训练 (⌘↩)</translation>
+    </message>
+    <message>
+        <source>Resume</source>
+        <translation>断点续训</translation>
+    </message>
+    <message>
+        <source>Continue the last run of this LoRA from its last resume point</source>
+        <translation>从此 LoRA 上次训练的最后一个断点继续</translation>
+    </message>
+    <message>
+        <source>File</source>
+        <translation>文件</translation>
+    </message>
+    <message>
+        <source>Training</source>
+        <translation>训练</translation>
+    </message>
+    <message>
+        <source>Open Settings…</source>
+        <translation>打开训练设置…</translation>
+    </message>
+    <message>
+        <source>Save Settings As…</source>
+        <translation>将训练设置另存为…</translation>
+    </message>
+    <message>
+        <source>Choose Image Folder…</source>
+        <translation>选择图像文件夹…</translation>
+    </message>
+    <message>
+        <source>Save Caption</source>
+        <translation>保存标注</translation>
+    </message>
+    <message>
+        <source>Reveal Output Folder</source>
+        <translation>打开输出文件夹</translation>
+    </message>
+    <message>
+        <source>Close Window</source>
+        <translation>关闭窗口</translation>
+    </message>
+    <message>
+        <source>Resume Training</source>
+        <translation>从断点继续训练</translation>
+    </message>
+    <message>
+        <source>Save Now</source>
+        <translation>立即保存</translation>
+    </message>
+    <message>
+        <source>Sample Now</source>
+        <translation>立即生成样图</translation>
+    </message>
+    <message>
+        <source>Cancel Training…</source>
+        <translation>中止训练…</translation>
+    </message>
+    <message>
+        <source>“{text}” is not a number.</source>
+        <translation>“{text}”不是数字。</translation>
+    </message>
+    <message>
+        <source>There are no images to train on in {folder}.</source>
+        <translation>{folder} 中没有可用于训练的图像。</translation>
+    </message>
+    <message>
+        <source>There is no resume point for this LoRA in {folder}.</source>
+        <translation>{folder} 中没有此 LoRA 的断点。</translation>
+    </message>
+    <message>
+        <source>Replace the LoRA?</source>
+        <translation>要替换 LoRA 吗？</translation>
+    </message>
+    <message>
+        <source>{file} already exists. Training replaces it (and its resume point).</source>
+        <translation>{file} 已存在。训练将替换该文件（及其断点）。</translation>
+    </message>
+    <message>
+        <source>Replace</source>
+        <translation>替换</translation>
+    </message>
+    <message>
+        <source>Cannot save the settings to {file}: {error}</source>
+        <translation>无法将设置保存到 {file}：{error}</translation>
+    </message>
+    <message>
+        <source>Starting…</source>
+        <translation>正在启动…</translation>
+    </message>
+    <message>
+        <source>Settings saved to {file}</source>
+        <translation>设置已保存到 {file}</translation>
+    </message>
+    <message>
+        <source>The trainer could not be started: {error}</source>
+        <translation>无法启动训练程序：{error}</translation>
+    </message>
+    <message>
+        <source>Stop training now? A LoRA of the {steps} steps done so far is saved, and you can resume the run later.</source>
+        <translation>要现在停止训练吗？已完成的 {steps} 步会保存为 LoRA，之后可以断点续训。</translation>
+    </message>
+    <message>
+        <source>Cancel training?</source>
+        <translation>要中止训练吗？</translation>
+    </message>
+    <message>
+        <source>Cancel Training</source>
+        <translation>中止训练</translation>
+    </message>
+    <message>
+        <source>Keep Training</source>
+        <translation>继续训练</translation>
+    </message>
+    <message>
+        <source>Stopping: saving the steps so far…</source>
+        <translation>正在停止：正在保存截至目前的训练结果…</translation>
+    </message>
+    <message>
+        <source>The loss became NaN at step {step}</source>
+        <translation>第 {step} 步时损失变为 NaN</translation>
+    </message>
+    <message>
+        <source>Out of memory at step {step}</source>
+        <translation>第 {step} 步时内存不足</translation>
+    </message>
+    <message>
+        <source>The dataset cannot be used</source>
+        <translation>数据集无法使用</translation>
+    </message>
+    <message>
+        <source>A setting cannot be used</source>
+        <translation>某项设置无法使用</translation>
+    </message>
+    <message>
+        <source>The trainer stopped with an error</source>
+        <translation>训练程序因错误而停止</translation>
+    </message>
+    <message>
+        <source>The training process ended unexpectedly</source>
+        <translation>训练进程意外结束</translation>
+    </message>
+    <message>
+        <source>The trainer could not be started</source>
+        <translation>无法启动训练程序</translation>
+    </message>
+    <message>
+        <source>Lower the learning rate (halve it), or set the base model precision to fp32 (Settings &gt; Advanced).</source>
+        <translation>请降低学习率（减半），或将基础模型精度设为 fp32（设置 &gt; 高级设置）。</translation>
+    </message>
+    <message>
+        <source>Use a smaller batch size or resolution, or turn on gradient checkpointing; closing other apps helps too.</source>
+        <translation>请减小批量大小或分辨率，或开启梯度检查点；关闭其他应用也有帮助。</translation>
+    </message>
+    <message>
+        <source>Check the image folder: it needs readable images, and captions next to them.</source>
+        <translation>请检查图像文件夹：其中需要有可读取的图像，且旁边附有标注文件。</translation>
+    </message>
+    <message>
+        <source>Correct the setting named below and start again.</source>
+        <translation>请修正下方指出的设置，然后重新开始。</translation>
+    </message>
+    <message>
+        <source>This is usually the system running out of memory: use a smaller batch size or resolution, or turn on gradient checkpointing.</source>
+        <translation>这通常是系统内存不足所致：请减小批量大小或分辨率，或开启梯度检查点。</translation>
+    </message>
+    <message>
+        <source>Training failed ({kind})</source>
+        <translation>训练失败（{kind}）</translation>
+    </message>
+    <message>
+        <source>The last LoRA saved before this: {file}</source>
+        <translation>此前最后保存的 LoRA：{file}</translation>
+    </message>
+    <message>
+        <source>Resume continues from the last resume point.</source>
+        <translation>“断点续训”会从最后一个断点继续。</translation>
+    </message>
+    <message>
+        <source>Reading the folder…</source>
+        <translation>正在读取文件夹…</translation>
+    </message>
+    <message>
+        <source>Caption saved: {file}</source>
+        <translation>标注已保存：{file}</translation>
+    </message>
+    <message>
+        <source>No images yet: choose a folder, or drop one on this window.</source>
+        <translation>尚无图像：请选择一个文件夹，或将文件夹拖放到此窗口。</translation>
+    </message>
+    <message>
+        <source>No images found in this folder.</source>
+        <translation>此文件夹中未找到图像。</translation>
+    </message>
+    <message>
+        <source>{images} images × repeats = {repeated} steps per epoch</source>
+        <translation>{images} 张图像 × 重复次数 = 每轮 {repeated} 步</translation>
+    </message>
+    <message>
+        <source>Batch size {batch}: {per_epoch} steps per epoch, {total} steps in all</source>
+        <translation>批量大小 {batch}：每轮 {per_epoch} 步，共 {total} 步</translation>
+    </message>
+    <message>
+        <source>{count} without a caption (marked !)</source>
+        <translation>{count} 张无标注（标有 !）</translation>
+    </message>
+    <message>
+        <source>On the CPU a full-size model takes hours.</source>
+        <translation>在 CPU 上训练完整大小的模型需要数小时。</translation>
+    </message>
+    <message>
+        <source>The base model&apos;s type is not known: estimated as SD1.5.</source>
+        <translation>无法识别基础模型的类型：按 SD1.5 估算。</translation>
+    </message>
+    <message>
+        <source>Max steps overrides the epochs.</source>
+        <translation>设置“最大步数”后将忽略训练轮数。</translation>
+    </message>
+    <message>
+        <source>Above the model&apos;s native resolution: slower and more memory.</source>
+        <translation>超出模型的原生分辨率：速度更慢，内存占用更多。</translation>
+    </message>
+    <message>
+        <source>fp16/bf16 does not speed up the CPU.</source>
+        <translation>fp16/bf16 无法提升 CPU 上的速度。</translation>
+    </message>
+    <message>
+        <source>Choose a folder of images to see how long training takes.</source>
+        <translation>选择图像文件夹后即可查看训练所需时间。</translation>
+    </message>
+    <message>
+        <source>About {time}: {steps} steps at {speed} · memory about {memory} · LoRA file {size}</source>
+        <translation>约 {time}：{steps} 步，速度 {speed} · 内存约 {memory} · LoRA 文件 {size}</translation>
+    </message>
+    <message>
+        <source>A rough estimate from the model&apos;s size and the device; the first steps show the real speed.</source>
+        <translation>根据模型大小和运算设备粗略估算；实际速度以最初几步为准。</translation>
+    </message>
+    <message>
+        <source>Continue</source>
+        <translation>继续</translation>
+    </message>
+    <message>
+        <source>Pause</source>
+        <translation>暂停</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <source>Open training settings</source>
+        <translation>打开训练设置</translation>
+    </message>
+    <message>
+        <source>Training settings (*.toml)</source>
+        <translation>训练设置 (*.toml)</translation>
+    </message>
+    <message>
+        <source>Save training settings</source>
+        <translation>保存训练设置</translation>
+    </message>
+    <message>
+        <source>Training is running</source>
+        <translation>训练正在进行</translation>
+    </message>
+    <message>
+        <source>Training goes on in the background when this window closes. Open it again from Training &gt; Train LoRA… to watch it.</source>
+        <translation>关闭此窗口后，训练会在后台继续。可通过“训练 &gt; 训练 LoRA…”重新打开此窗口查看进度。</translation>
+    </message>
+    <message>
+        <source>Keep Training in Background</source>
+        <translation>在后台继续训练</translation>
+    </message>
+    <message>
+        <source>Stay</source>
+        <translation>不关闭</translation>
     </message>
 </context>
 </TS>

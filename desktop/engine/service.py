@@ -244,10 +244,22 @@ class EngineService:
             setattr(self.options, name, value)
 
     def unload(self) -> None:
+        """Free the loaded model, including the accelerator's cached blocks (a training needs the memory)."""
         self._loaded = None
         if self._networks is not None:
             self._networks.forget_model()
         gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            torch.mps.empty_cache()
+
+    def preload(self, request: GenerationRequest, on_status: StatusHandler | None = None) -> None:
+        """Load the request's checkpoint (and VAE) now, so the next job starts at once."""
+        if request.model_path is not None:
+            self._model_for(request, on_status or (lambda _message: None))
 
     def close(self) -> None:
         self.unload()

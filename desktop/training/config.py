@@ -283,13 +283,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+_PRESET_KEYS = frozenset(key for values in PRESETS.values() for key in values)
+
+
 def apply_preset(config: TrainingConfig, preset: str) -> TrainingConfig:
-    """The config with a preset's values; the model, dataset and output stay the user's."""
+    """The config with a preset's values; the model, dataset and output stay the user's.
+
+    Every key any preset sets goes back to its default first, so SD1.5 after SDXL does not keep
+    SDXL's UNet-only training.
+    """
     try:
         values = PRESETS[preset]
     except KeyError:
         raise ConfigError(f"Unknown preset {preset!r}; presets: {', '.join(PRESETS)}", key="preset") from None
-    return replace(config, **values)
+    defaults = {item.name: item.default for item in fields(TrainingConfig) if item.name in _PRESET_KEYS}
+    return replace(config, **{**defaults, **values})
 
 
 # --------------------------------------------------------------------------- conversions

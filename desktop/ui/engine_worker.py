@@ -26,6 +26,10 @@ class Engine(Protocol):
 
     def configure(self, **options: Any) -> None: ...
 
+    def unload(self) -> None: ...
+
+    def preload(self, request: GenerationRequest, on_status: Any = None) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -114,6 +118,21 @@ class EngineWorker(QObject):
             with self._lock:
                 self._current_job = None
         self.job_finished.emit(job_id, report)
+
+    @Slot()
+    def unload(self) -> None:
+        """Free the loaded model (before a training starts: both do not fit in 16 GB)."""
+        if self._engine is not None:
+            self._engine.unload()
+            self.status.emit(self.tr("Models unloaded for training"))
+
+    @Slot(object)
+    def preload(self, request: GenerationRequest) -> None:
+        """Load the request's checkpoint again (after a training), failures reported as status."""
+        try:
+            self._ensure_engine().preload(request, on_status=self.status.emit)
+        except Exception as error:  # noqa: BLE001 - the next job reports it properly
+            self.status.emit(self.tr("The engine failed to start: {error}").replace("{error}", str(error)))
 
     @Slot()
     def shutdown(self) -> None:

@@ -70,8 +70,19 @@ from desktop.ui.png_info import show_png_info
 from desktop.ui.preferences import PreferencesDialog
 from desktop.ui.prompt_editor import PromptEditor
 from desktop.ui.settings_store import SettingsStore
+from desktop.ui.training_dataset_view import ScanDataset
+from desktop.ui.training_process import CommandFor
+from desktop.ui.training_window import TrainingWindow
 
 TokenCounter = Callable[[str], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class TrainingSupport:
+    """What the training window needs from the app: the child's command line and the dataset scan."""
+
+    command_for: CommandFor
+    scan_dataset: ScanDataset
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ class MainWindow(QMainWindow):
     gallery_reconcile_requested = Signal(list)  # output folders, to the gallery thread
     gallery_add_requested = Signal(str)  # a just-saved image
     gallery_shutdown_requested = Signal()
+    unload_engine_requested = Signal()  # to the worker: free the models before a training
+    preload_requested = Signal(object)  # to the worker: a GenerationRequest whose checkpoint to load again
     models_refreshed = Signal()  # the browser shows the catalogue's latest scan
     # Model roots (list of str) and the checkpoint's family ("sd1", "sdxl"...), sent (directly, in the
     # GUI thread) just before the prompts' tokens are counted again: embeddings count as their vectors.
@@ -118,9 +131,14 @@ class MainWindow(QMainWindow):
         engine_factory: Callable[[dict], Engine],
         *,
         count_tokens: TokenCounter | None = None,
+        training: TrainingSupport | None = None,
     ) -> None:
         super().__init__()
         self.paths = paths
+        self._training = training
+        self.training_window: TrainingWindow | None = None
+        self._queue_paused_before_training = False
+        self._quitting = False
         self.store = store
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
@@ -365,6 +383,8 @@ class MainWindow(QMainWindow):
         self.cancel_action = action("Ctrl+.")
         self.skip_action = action("Ctrl+Shift+.")
         self.minimize_action = action("Ctrl+M")
+        self.train_lora_action = action("Ctrl+Shift+T")
+        self.train_lora_action.setEnabled(self._training is not None)
         self.help_action = action(QKeySequence.StandardKey.HelpContents)
 
         bar = self.menuBar()
@@ -390,6 +410,8 @@ class MainWindow(QMainWindow):
         self.generate_menu.addAction(self.generate_action)
         self.generate_menu.addAction(self.skip_action)
         self.generate_menu.addAction(self.cancel_action)
+        self.training_menu = bar.addMenu("")
+        self.training_menu.addAction(self.train_lora_action)
         self.window_menu = bar.addMenu("")
         self.window_menu.addAction(self.minimize_action)
         self.help_menu = bar.addMenu("")
@@ -409,6 +431,9 @@ class MainWindow(QMainWindow):
         self.engine_options_changed.connect(worker.configure)
         self.warm_up_engine.connect(worker.warm_up)
         self.shutdown_requested.connect(worker.shutdown, Qt.ConnectionType.BlockingQueuedConnection)
+        self.unload_engine_requested.connect(worker.unload)
+        self.preload_requested.connect(worker.preload)
+        self.train_lora_action.triggered.connect(self.show_training_window)
 
         self.generate_button.clicked.connect(self.generate)
         self.generate_action.triggered.connect(self.generate)
@@ -517,6 +542,7 @@ class MainWindow(QMainWindow):
             (self.edit_menu, self.tr("Edit")),
             (self.view_menu, self.tr("View")),
             (self.generate_menu, self.tr("Generate")),
+            (self.training_menu, self.tr("Training")),
             (self.window_menu, self.tr("Window")),
             (self.help_menu, self.tr("Help")),
         ):
@@ -535,6 +561,7 @@ class MainWindow(QMainWindow):
             (self.skip_action, self.tr("Skip Image")),
             (self.cancel_action, self.tr("Cancel")),
             (self.minimize_action, self.tr("Minimize")),
+            (self.train_lora_action, self.tr("Train LoRA…")),
             (self.help_action, self.tr("Diffusion Desktop Help")),
         ):
             item.setText(text)
@@ -1124,6 +1151,9 @@ class MainWindow(QMainWindow):
     # --- shutdown ------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._confirm_quit_while_training():
+            event.ignore()
+            return
         self.save_state()
         self.cancel_installs()
         self._install_pool.waitForDone(5000)  # a cancelled copy stops within one 8 MB block
@@ -1131,6 +1161,78 @@ class MainWindow(QMainWindow):
         self.shutdown_gallery()
         self.shutdown_engine()
         super().closeEvent(event)
+
+    # --- training ---
+
+    @Slot()
+    def show_training_window(self) -> TrainingWindow | None:
+        """Training > Train LoRA…: one window, made on first use, kept while a run goes on in the background."""
+        if self._training is None:
+            return None
+        if self.training_window is None:
+            window = TrainingWindow(
+                self._training_checkpoints, self.paths.models_dir / FOLDERS["lora"][0], self._training.command_for,
+                self._training.scan_dataset, store=self.store, device=self.store.get(keys.DEVICE),
+            )  # fmt: skip
+            window.training_started.connect(self._on_training_started)
+            window.training_stopped.connect(self._on_training_stopped)
+            window.lora_saved.connect(self._on_lora_saved)
+            self.training_window = window
+        self.training_window.show()
+        self.training_window.raise_()
+        self.training_window.activateWindow()
+        return self.training_window
+
+    def _training_checkpoints(self) -> list[tuple[str, Path, str]]:
+        """(name, path, family) of every checkpoint, the family from the catalogue when it knows it."""
+        rows = []
+        for entry in list_models(self.model_roots(), "checkpoint"):
+            known = self.model_browser.model.entry(entry.path)
+            family = known.family if known is not None and known.family != "unknown" else ""
+            rows.append((entry.name, entry.path, family))
+        return rows
+
+    @Slot()
+    def _on_training_started(self) -> None:
+        """A training needs the memory: hold the queue and free the inference models."""
+        self._queue_paused_before_training = self.queue.paused
+        self.queue.set_paused(True)
+        self.unload_engine_requested.emit()
+        self.statusBar().showMessage(self.tr("Training: generation is paused and the models are unloaded"))
+
+    @Slot()
+    def _on_training_stopped(self) -> None:
+        if self._quitting:
+            return  # the app is closing: nothing to reload
+        if not self._queue_paused_before_training:
+            self.queue.set_paused(False)
+        try:
+            request = self.parameters.request(self.prompt.text(), self.negative_prompt.text())
+        except (InvalidRequest, ValueError):
+            return  # nothing sensible to preload; the next Generate reports the problem
+        if request.model_path is not None:
+            self.preload_requested.emit(request)  # load the checkpoint again in the engine thread
+
+    @Slot(str)
+    def _on_lora_saved(self, _path: str) -> None:
+        self.refresh_models()
+
+    def _confirm_quit_while_training(self) -> bool:
+        """Quitting stops a running training (it saves a LoRA of the steps so far); ask first."""
+        window = self.training_window
+        if window is None or not window.is_training():
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Training is running"), "", QMessageBox.StandardButton.NoButton, self)
+        box.setText(self.tr("Quitting cancels the training. A LoRA of the steps so far and the resume state are saved."))
+        quit_button = box.addButton(self.tr("Cancel Training and Quit"), QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(self.tr("Keep Training"), QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        if box.clickedButton() is not quit_button:
+            return False
+        self._quitting = True
+        window.shutdown()
+        window.close()
+        return True
 
     def shutdown_gallery(self) -> None:
         if self.gallery_worker is None or not self.gallery_thread.isRunning():

@@ -267,10 +267,12 @@ def test_dropping_a_checkpoint_installs_it_and_leaves_the_welcome_screen(qtbot, 
 def test_menus_follow_mac_conventions(qtbot, paths: AppPaths):
     window = open_window(qtbot, paths)
     titles = [action.text() for action in window.menuBar().actions()]
-    assert titles == ["Diffusion Desktop", "File", "Edit", "View", "Generate", "Window", "Help"]
+    assert titles == ["Diffusion Desktop", "File", "Edit", "View", "Generate", "Training", "Window", "Help"]
     assert window.preferences_action.menuRole() == window.preferences_action.MenuRole.PreferencesRole
     assert window.generate_action.shortcut().toString() == "Ctrl+Return"  # Cmd+Return on a Mac
     assert window.cancel_action.shortcut().toString() == "Ctrl+."
+    assert window.train_lora_action.text() == "Train LoRA…"
+    assert window.train_lora_action.shortcut().toString() == "Ctrl+Shift+T"
     assert window.preferences_action.shortcut().toString() in ("Ctrl+,", "Ctrl+;")
     close_window(window)
 

@@ -145,6 +145,9 @@ def test_presets_are_valid_and_keep_the_users_model_dataset_and_output(preset):
     config_from_mapping({f.name: getattr(chosen, f.name) for f in fields(TrainingConfig) if getattr(chosen, f.name) is not None})
     assert (chosen.pretrained_model_name_or_path, chosen.train_data_dir, chosen.output_dir, chosen.output_name) == ("m", "d", "o", "x")
     assert chosen != mine
+    # every preset key is reset first: a preset never inherits another preset's choices
+    for other in PRESETS:
+        assert apply_preset(apply_preset(mine, other), preset) == chosen
 
 
 def test_every_event_round_trips_and_nan_loss_survives_as_nan():
