@@ -191,6 +191,14 @@ def _apply_emphasis(z: torch.Tensor, multipliers: Sequence[float]) -> torch.Tens
 
 @torch.no_grad()
 def _run_encoder(encoder: Any, ids: torch.Tensor, spec: EncoderSpec, clip_skip: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return read_encoder(encoder, ids, spec, clip_skip)
+
+
+def read_encoder(encoder: Any, ids: torch.Tensor, spec: EncoderSpec, clip_skip: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The hidden states ``spec`` says to take (and the pooled projection, if any); gradients as the caller's context.
+
+    Inference runs it without gradients; LoRA training reads the encoders the same way, with them.
+    """
     out = encoder(input_ids=ids, output_hidden_states=True)
     pooled = getattr(out, "text_embeds", None)
     if spec.honours_clip_skip and clip_skip > 1:

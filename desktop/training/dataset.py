@@ -30,6 +30,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from desktop.core.errors import UserInputError
+from desktop.training.config import TrainingConfig
 from desktop.training.buckets import (
     Size,
     assign_bucket,
@@ -105,6 +106,20 @@ class DatasetOptions:
     def caption_extensions(self) -> tuple[str, ...]:
         """The sidecar suffixes tried in order: the configured one, then ``.caption`` and ``.txt``."""
         return tuple(dict.fromkeys((self.caption_extension.lower(), *CAPTION_FALLBACKS)))
+
+
+def options_from_config(config: TrainingConfig) -> DatasetOptions:
+    """The dataset part of a training run's settings (the trainer and the window's summary share it)."""
+    return DatasetOptions(
+        train_data_dir=Path(config.train_data_dir), reg_data_dir=Path(config.reg_data_dir) if config.reg_data_dir else None,
+        resolution=config.resolution, enable_bucket=config.enable_bucket, min_bucket_reso=config.min_bucket_reso,
+        max_bucket_reso=config.max_bucket_reso, bucket_reso_steps=config.bucket_reso_steps,
+        bucket_no_upscale=config.bucket_no_upscale, caption_extension=config.caption_extension,
+        trigger_word=config.trigger_word, shuffle_caption=config.shuffle_caption, keep_tokens=config.keep_tokens,
+        caption_separator=config.caption_separator, caption_dropout_rate=config.caption_dropout_rate,
+        caption_tag_dropout_rate=config.caption_tag_dropout_rate, flip_aug=config.flip_aug,
+        prior_loss_weight=config.prior_loss_weight,
+    )  # fmt: skip
 
 
 def _as_size(value: object) -> Size:

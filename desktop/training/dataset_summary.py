@@ -10,22 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from desktop.training.config import TrainingConfig
-from desktop.training.dataset import DatasetError, DatasetOptions, read_caption_file, scan_dataset
+from desktop.training.dataset import DatasetError, options_from_config, read_caption_file, scan_dataset
 from desktop.training.estimate import DatasetImage, DatasetSummary
-
-
-def dataset_options(config: TrainingConfig) -> DatasetOptions:
-    """The dataset part of a training config (one mapping, shared with the trainer)."""
-    return DatasetOptions(
-        train_data_dir=Path(config.train_data_dir), reg_data_dir=Path(config.reg_data_dir) if config.reg_data_dir else None,
-        resolution=config.resolution, enable_bucket=config.enable_bucket, min_bucket_reso=config.min_bucket_reso,
-        max_bucket_reso=config.max_bucket_reso, bucket_reso_steps=config.bucket_reso_steps,
-        bucket_no_upscale=config.bucket_no_upscale, caption_extension=config.caption_extension,
-        trigger_word=config.trigger_word, shuffle_caption=config.shuffle_caption, keep_tokens=config.keep_tokens,
-        caption_separator=config.caption_separator, caption_dropout_rate=config.caption_dropout_rate,
-        caption_tag_dropout_rate=config.caption_tag_dropout_rate, flip_aug=config.flip_aug,
-        prior_loss_weight=config.prior_loss_weight,
-    )  # fmt: skip
 
 
 def summarize_dataset(config: TrainingConfig) -> DatasetSummary:
@@ -33,7 +19,7 @@ def summarize_dataset(config: TrainingConfig) -> DatasetSummary:
     if not config.train_data_dir:
         return DatasetSummary()
     try:
-        dataset = scan_dataset(dataset_options(config), check_pixels=False)
+        dataset = scan_dataset(options_from_config(config), check_pixels=False)
     except DatasetError as error:
         return DatasetSummary(warnings=(error.message,))
     training = [item for item in dataset.items if not item.is_reg]

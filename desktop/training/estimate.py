@@ -126,7 +126,9 @@ ARCHITECTURES: dict[str, Architecture] = {
 SECONDS_PER_STEP: dict[str, dict[str, float]] = {
     "cuda": {"sd1": 0.30, "sd2": 0.55, "sdxl": 1.2},
     "mps": {"sd1": 1.6, "sd2": 3.2, "sdxl": 8.0},
-    "cpu": {"sd1": 20.0, "sd2": 45.0, "sdxl": 120.0},
+    # Measured for SD1 (benchmarks/training_speed.py, 2 x86 cores, fp32 base: 13.6 s/it at 512 px; with a
+    # bf16 base 8.2 s/it); SD2 and SDXL scaled from it by pixels and UNet size.
+    "cpu": {"sd1": 13.6, "sd2": 32.0, "sdxl": 160.0},
 }
 
 CHECKPOINTING_TIME = 1.3  # recomputing the forward pass during the backward pass costs about a third more

@@ -92,6 +92,11 @@ def _describe(event: events.TrainingEvent) -> str:
         resumed = f", resuming at step {event.resumed_from_step}" if event.resumed_from_step else ""
         return f"Training on {event.device}: {event.images} images, {event.steps_per_epoch} steps per epoch, {event.total_steps} steps{resumed}"
     if isinstance(event, events.Progress):
+        if event.stage == "caching_latents":  # one line per tenth, not per image
+            every = max(1, event.total // 10)
+            if event.current % every and event.current != event.total:
+                return ""
+            return f"Caching latents {event.current}/{event.total}"
         return event.message and f"{event.message}" + (f" ({event.current}/{event.total})" if event.total > 1 else "")
     if isinstance(event, events.Saved):
         return f"Saved {event.path} ({event.reason}, step {event.step})"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import re
 import secrets
 import time
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import save as save_to_bytes
 
 from desktop.core.errors import UnsupportedModel
+from desktop.library.atomic_write import write_bytes_atomically
 from desktop.library.taxonomy import ModelFamily
 
 SAI_MODEL_SPEC = "1.0.1"
@@ -268,7 +268,8 @@ def save_kohya_lora(
     prepared = {key: _prepared(tensor, dtype) for key, tensor in tensors.items()}
     model_hash, legacy_hash = precalculate_hashes(prepared, metadata)
     full = {**metadata, "sshs_model_hash": model_hash, "sshs_legacy_hash": legacy_hash}
-    _write_atomically(path, save_to_bytes(prepared, full))
+    # Python writes the bytes: safetensors' save_file would create the file owner-only (0600).
+    write_bytes_atomically(path, save_to_bytes(prepared, full))
     return path
 
 
@@ -277,37 +278,3 @@ def _prepared(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     if dtype is not None and tensor.is_floating_point():
         tensor = tensor.to(dtype)
     return tensor.contiguous()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file beside ``path``, fsync, rename, fsync the folder.
-
-    Written by Python rather than ``safetensors.save_file``, which creates files with mode 0600:
-    a LoRA in ``models/Lora`` should get the same permissions as any other file the user saves.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temp, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable where the OS allows fsync on a folder (not on Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

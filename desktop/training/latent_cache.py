@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from desktop.library.atomic_write import write_bytes_atomically
 from desktop.training.buckets import Size
 
 _TENSOR_NAME = "latent"
@@ -101,24 +100,8 @@ class LatentCache:
             metadata={"format": _FORMAT, "key": key.describe(self.vae_id)},
         )
         path = self.path_for(key)
-        _write_bytes_atomically(path, data)
+        write_bytes_atomically(path, data, durable=False)  # a torn cache file is a miss, recomputed
         return path
-
-
-def _write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, then rename over ``path`` (like library.atomic_write, for bytes).
-
-    No fsync: a cache file torn by a power cut fails to read and is simply recomputed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from desktop.engine.conditioning import ENCODER_SPECS, EncoderSpec
+from desktop.engine.conditioning import ENCODER_SPECS, read_encoder
 from desktop.library.taxonomy import ModelFamily
 
 CHUNK_LENGTH = 77  # BOS + 75 tokens + EOS
@@ -42,22 +42,11 @@ def encode_captions(
         for tokenizer, encoder, spec in zip(model.tokenizers, model.text_encoders, ENCODER_SPECS[family]):
             device = next(encoder.parameters()).device
             ids = caption_ids(captions, tokenizer, spec.pad_token).to(device)
-            z, encoder_pooled = _read_encoder(encoder, ids, spec, clip_skip)
+            z, encoder_pooled = read_encoder(encoder, ids, spec, clip_skip)
             states.append(z)
             pooled = encoder_pooled if encoder_pooled is not None else pooled
     hidden = torch.cat(states, dim=-1) if len(states) > 1 else states[0]
     return hidden, (pooled if family is ModelFamily.SDXL else None)
-
-
-def _read_encoder(encoder: Any, ids: torch.Tensor, spec: EncoderSpec, clip_skip: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    out = encoder(input_ids=ids, output_hidden_states=True)
-    pooled = getattr(out, "text_embeds", None)
-    if spec.honours_clip_skip and clip_skip > 1:
-        return encoder.final_layer_norm(out.hidden_states[-clip_skip]), pooled
-    if spec.hidden_layer is None:
-        return out.last_hidden_state, pooled
-    z = out.hidden_states[spec.hidden_layer]
-    return (encoder.final_layer_norm(z) if spec.final_layer_norm else z), pooled
 
 
 def sdxl_time_ids(original_sizes: Sequence[tuple[int, int]], crops: Sequence[tuple[int, int]], target: tuple[int, int]) -> torch.Tensor:

@@ -29,7 +29,7 @@ from desktop.training import events
 from desktop.training.config import ConfigError, TrainingConfig, save_config
 from desktop.training.control import TrainingControl
 from desktop.training.distributed import Distributed, from_environment
-from desktop.training.dataset import Dataset, DatasetOptions, make_caption, scan_dataset
+from desktop.training.dataset import Dataset, make_caption, options_from_config, scan_dataset
 from desktop.training.buckets import crop_plan, epoch_batches
 from desktop.training.images import load_training_image
 from desktop.training.kohya_export import TrainingFacts, lora_metadata, save_kohya_lora
@@ -371,16 +371,7 @@ class _Run:
 
     def _scan_dataset(self) -> Dataset:
         config = self.config
-        self.dataset_options = DatasetOptions(
-            train_data_dir=Path(config.train_data_dir), reg_data_dir=Path(config.reg_data_dir) if config.reg_data_dir else None,
-            resolution=config.resolution, enable_bucket=config.enable_bucket, min_bucket_reso=config.min_bucket_reso,
-            max_bucket_reso=config.max_bucket_reso, bucket_reso_steps=config.bucket_reso_steps,
-            bucket_no_upscale=config.bucket_no_upscale, caption_extension=config.caption_extension,
-            trigger_word=config.trigger_word, shuffle_caption=config.shuffle_caption, keep_tokens=config.keep_tokens,
-            caption_separator=config.caption_separator, caption_dropout_rate=config.caption_dropout_rate,
-            caption_tag_dropout_rate=config.caption_tag_dropout_rate, flip_aug=config.flip_aug,
-            prior_loss_weight=config.prior_loss_weight,
-        )  # fmt: skip
+        self.dataset_options = options_from_config(config)
         dataset = scan_dataset(self.dataset_options)
         for warning in dataset.warnings:
             self.emit(events.Warning(warning))

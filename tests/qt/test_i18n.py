@@ -125,7 +125,7 @@ def test_switching_updates_the_main_window_menus_tooltips_and_parameters_at_once
         assert switch("zh_CN") == []
     assert installed_language(QCoreApplication.instance()) == "zh_CN"
     assert [action.text() for action in window.menuBar().actions()] == [
-        "Diffusion Desktop", "文件", "编辑", "显示", "生成", "窗口", "帮助"
+        "Diffusion Desktop", "文件", "编辑", "显示", "生成", "训练", "窗口", "帮助"
     ]
     assert window.windowTitle() == "Diffusion Desktop"  # a product name, the same in every language
     assert window.queue_dock.windowTitle() == "队列" and window.gallery_dock.windowTitle() == "图库"

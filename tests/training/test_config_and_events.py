@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import fields, replace
-from pathlib import Path
 
 import pytest
 

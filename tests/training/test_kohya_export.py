@@ -22,8 +22,8 @@ from desktop.core.errors import UnsupportedModel
 from desktop.engine.loading import load_model
 from desktop.engine.networks.lora import NetworkPatcher, load_network
 from desktop.library.hashes import safetensors_tensor_hash
+from desktop.library import atomic_write
 from desktop.library.taxonomy import ModelFamily
-from desktop.training import kohya_export
 from desktop.training.kohya_export import REQUIRED_KEYS, TrainingFacts, lora_metadata, save_kohya_lora
 from desktop.training.lora_network import LoRANetwork
 from tests.engine.test_lora import _diffusers_pipeline, meta_model, text_output, unet_output
@@ -165,7 +165,7 @@ def test_saving_is_fp16_on_the_cpu_and_atomic(tmp_path, monkeypatch):
     def crash(descriptor):
         raise OSError("disk full")  # the new bytes are in the temporary file, not yet on disk
 
-    monkeypatch.setattr(kohya_export.os, "fsync", crash)
+    monkeypatch.setattr(atomic_write.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         save_kohya_lora(path, tensors, {})
     monkeypatch.undo()

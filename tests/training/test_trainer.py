@@ -242,3 +242,58 @@ def test_bad_inputs_fail_with_a_clear_kind(config, tmp_path, change, kind, words
     outcome = train(replace(config, **values), Recorder())
     assert isinstance(outcome, events.Failed) and outcome.kind == kind
     assert words in outcome.message
+
+
+def test_sdxl_trains_with_size_conditioning_and_writes_te1_te2_and_sgm_names(tmp_path, checkpoints):
+    """SDXL's extra inputs (pooled bigG vector, time ids from crop and size) reach the UNet; buckets differ."""
+    data = tmp_path / "data" / "1_sks"
+    data.mkdir(parents=True)
+    Image.new("RGB", (160, 96), (200, 30, 30)).save(data / "wide.png")
+    Image.new("RGB", (96, 160), (30, 30, 200)).save(data / "tall.png")
+    config = TrainingConfig(
+        pretrained_model_name_or_path=str(checkpoints["sdxl"]), train_data_dir=str(tmp_path / "data"),
+        output_dir=str(tmp_path / "out"), output_name="xl", resolution=(128, 128), min_bucket_reso=64, max_bucket_reso=256,
+        bucket_reso_steps=64, network_dim=2, network_alpha=1.0, max_train_steps=2, seed=5, device="cpu",
+        save_every_n_epochs=0, sample_steps=1, save_state=False,
+    )  # fmt: skip
+    recorder = Recorder()
+    outcome = train(config, recorder)
+    assert isinstance(outcome, events.Finished) and outcome.outcome == "completed", outcome
+    tensors = load_file(str(Path(config.output_dir) / "xl.safetensors"))
+    prefixes = {key.split("_")[1] for key in tensors if key.startswith("lora_te")}
+    assert prefixes == {"te1", "te2"}
+    assert any(key.startswith("lora_unet_input_blocks_") or key.startswith("lora_unet_middle_block_") for key in tensors)
+    with safe_open(str(Path(config.output_dir) / "xl.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["ss_base_model_version"] == "sdxl_base_v1-0"
+    verified = recorder.of(events.Verified)[0]
+    assert verified.matched == verified.total
+
+
+def test_a_v_prediction_sd2_model_trains_on_the_v_target_and_says_so(tmp_path, checkpoints):
+    config = TrainingConfig(
+        pretrained_model_name_or_path=str(checkpoints["sd2"]), train_data_dir=str(make_dataset(tmp_path / "data", count=2)),
+        output_dir=str(tmp_path / "out"), output_name="v", resolution=(64, 64), enable_bucket=False, min_bucket_reso=64,
+        network_dim=2, network_alpha=1.0, max_train_steps=2, seed=5, device="cpu", v_parameterization=True,
+        save_every_n_epochs=0, sample_steps=1, save_state=False, train_batch_size=2,
+    )  # fmt: skip
+    outcome = train(config, Recorder())
+    assert isinstance(outcome, events.Finished), outcome
+    with safe_open(str(Path(config.output_dir) / "v.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["ss_v2"] == "True" and metadata["ss_base_model_version"] == "sd_v2_v"
+    assert metadata["modelspec.prediction_type"] == "v"
+
+
+def test_the_v_target_and_min_snr_weights_follow_kohyas_formulas():
+    from desktop.training.loss import add_noise, min_snr_weights, target
+
+    acp = torch.linspace(0.999, 0.001, 1000)
+    x0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([0, 500, 999])
+    a = acp[t].reshape(-1, 1, 1, 1)
+    assert torch.allclose(add_noise(x0, noise, t, acp), a.sqrt() * x0 + (1 - a).sqrt() * noise)
+    assert torch.allclose(target(x0, noise, t, acp, v_prediction=True), a.sqrt() * noise - (1 - a).sqrt() * x0)
+    assert torch.equal(target(x0, noise, t, acp, v_prediction=False), noise)
+    snr = acp[t] / (1 - acp[t])
+    assert torch.allclose(min_snr_weights(t, acp, 5.0, v_prediction=False), torch.clamp(snr, max=5) / snr)
+    assert torch.allclose(min_snr_weights(t, acp, 5.0, v_prediction=True), torch.clamp(snr, max=5) / (snr + 1))
