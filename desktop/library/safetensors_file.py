@@ -157,8 +157,8 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, object]:
     except UnicodeDecodeError:
         raise _error(path, "bad_header", f"{path.name} is corrupt: its header is not valid UTF-8") from None
     try:
-        parsed = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
-    except _DuplicateKey as exc:
+        parsed = json.loads(text, object_pairs_hook=reject_duplicate_keys, parse_constant=_reject_constant)
+    except DuplicateKey as exc:
         raise _error(
             path, "duplicate_key", f"{path.name} is corrupt: its header names {exc.key!r} twice"
         ) from None
@@ -176,18 +176,21 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, object]:
     return parsed
 
 
-class _DuplicateKey(ValueError):
+class DuplicateKey(ValueError):
+    """A JSON object with the same key twice (``reject_duplicate_keys``)."""
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``json.loads(..., object_pairs_hook=reject_duplicate_keys)``: refuse objects with a key twice."""
     # json.loads keeps the last of two equal keys; a reader that kept the first would see another file.
     result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKey(key)
+            raise DuplicateKey(key)
         result[key] = value
     return result
 

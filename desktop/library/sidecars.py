@@ -28,6 +28,7 @@ from pathlib import Path
 
 from desktop.core.errors import DesktopError, UserInputError
 from desktop.library.atomic_write import write_text_atomically
+from desktop.library.safetensors_file import DuplicateKey, reject_duplicate_keys
 
 # Sidecars are a few KB; anything bigger is not one we want to parse on every scan.
 MAX_SIDECAR_BYTES = 1 << 20
@@ -289,19 +290,6 @@ def _preferred_vae(value: object) -> str:
     return "" if name == VAE_AUTOMATIC else name
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
 def _read_for_update(path: Path) -> dict[str, object]:
     """``name.json`` as a dict that, written back, loses nothing; raises UserInputError otherwise."""
 
@@ -327,8 +315,8 @@ def _read_for_update(path: Path) -> dict[str, object]:
     if not text.strip():
         return {}  # an empty file has nothing to keep
     try:
-        parsed = json.loads(text, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
+        parsed = json.loads(text, object_pairs_hook=reject_duplicate_keys)
+    except DuplicateKey as exc:
         raise refuse(f"has the key {str(exc)[:_KEY_LIMIT]!r} twice") from exc
     except json.JSONDecodeError as exc:
         raise refuse(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
