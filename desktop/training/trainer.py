@@ -122,7 +122,6 @@ class _Run:
         self.started_at = time.time()
         self.losses: deque[float] = deque()
         self.peak_memory = 0
-        self.last_saved: Path | None = None
         self.session_id = secrets.randbelow(2**31)  # kohya's ss_session_id: the same for every save of a run
         self.base_hashes: tuple[str | None, str | None] = (None, None)
 
@@ -485,7 +484,6 @@ class _Run:
             raise NaNLoss(f"The LoRA weights are not finite at step {self.step}; the file was not written", step=self.step)
         metadata = lora_metadata(training_facts(self, epoch))
         save_kohya_lora(path, tensors, metadata, dtype=_SAVE_DTYPES[self.config.save_precision])
-        self.last_saved = path
         self.emit(events.Saved(str(path), self.step, epoch, reason))
         return path
 
