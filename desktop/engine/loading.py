@@ -64,6 +64,8 @@ class LoadedModel:
     vae_source: Path | None = None  # None: the checkpoint's own VAE
     load_seconds: float = 0.0
     unused_keys: list[str] = field(default_factory=list)
+    # (component, parameter) -> its base value re-read from the file (single files), for taking LoRAs off
+    originals: Callable[[str, str], torch.Tensor | None] | None = None
 
     @property
     def vae_scaling_factor(self) -> float:
@@ -151,8 +153,16 @@ def _load_single_file(probe: ModelProbe, plan: DevicePlan) -> LoadedModel:
         alphas_cumprod=alphas_cumprod_from_config(architecture.bundled_config(family, "scheduler")),
         plan=plan,
         unused_keys=unused,
+        originals=_originals(tensors, family, unet),
     )
     return model
+
+
+def _originals(tensors: dict[str, torch.Tensor], family: ModelFamily, unet: torch.nn.Module):
+    from desktop.engine.original_weights import CheckpointOriginals
+
+    clip_l = {ModelFamily.SD1: SD1_CLIP_PREFIX, ModelFamily.SDXL: SDXL_CLIP_L_PREFIX}.get(family)
+    return CheckpointOriginals(tensors, unet, {"text_encoder": clip_l} if clip_l else {})
 
 
 def _ignorable(key: str) -> bool:

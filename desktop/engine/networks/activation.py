@@ -190,7 +190,7 @@ def _load_network(path: Path) -> Any:
 def _patcher_for(model: Any) -> Any:
     from desktop.engine.networks.lora import NetworkPatcher
 
-    return NetworkPatcher(model)
+    return NetworkPatcher(model, originals=getattr(model, "originals", None))
 
 
 def _cached(cache: dict[tuple[str, int, int], Any], path: Path, load: Callable[[], Any]) -> Any:
