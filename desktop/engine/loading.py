@@ -153,16 +153,27 @@ def _load_single_file(probe: ModelProbe, plan: DevicePlan) -> LoadedModel:
         alphas_cumprod=alphas_cumprod_from_config(architecture.bundled_config(family, "scheduler")),
         plan=plan,
         unused_keys=unused,
-        originals=_originals(tensors, family, unet),
+        originals=_originals(tensors, probe, unet),
     )
     return model
 
 
-def _originals(tensors: dict[str, torch.Tensor], family: ModelFamily, unet: torch.nn.Module):
+def _originals(tensors: dict[str, torch.Tensor], probe: ModelProbe, unet: torch.nn.Module):
+    """Base weights re-readable from the load's memory map, for taking LoRAs off without copies.
+
+    Only views of the map are kept: a misaligned tensor was copied by ``map_tensors``, and holding
+    that copy for the model's lifetime would cost what the backups were meant to save.
+    """
     from desktop.engine.original_weights import CheckpointOriginals
 
-    clip_l = {ModelFamily.SD1: SD1_CLIP_PREFIX, ModelFamily.SDXL: SDXL_CLIP_L_PREFIX}.get(family)
-    return CheckpointOriginals(tensors, unet, {"text_encoder": clip_l} if clip_l else {})
+    clip_l = {ModelFamily.SD1: SD1_CLIP_PREFIX, ModelFamily.SDXL: SDXL_CLIP_L_PREFIX}.get(probe.family)
+    prefixes = (UNET_PREFIX, clip_l) if clip_l else (UNET_PREFIX,)
+    views = {
+        key: tensor
+        for key, tensor in tensors.items()
+        if key.startswith(prefixes) and probe.header.tensors[key].begin % max(1, tensor.element_size()) == 0
+    }
+    return CheckpointOriginals(views, unet, {"text_encoder": clip_l} if clip_l else {})
 
 
 def _ignorable(key: str) -> bool:
