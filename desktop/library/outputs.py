@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -29,6 +30,16 @@ def next_image_number(folder: Path) -> int:
     return highest + 1
 
 
+def png_bytes(image: Image.Image, infotext: str | None = None) -> bytes:
+    """The image as PNG, with the A1111 ``parameters`` text chunk when an infotext is given."""
+    info = PngImagePlugin.PngInfo()
+    if infotext is not None:
+        info.add_text("parameters", infotext)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
 def save_png(image: Image.Image, infotext: str, folder: Path, seed: int) -> Path:
     """Save as ``NNNNN-seed.png`` with the ``parameters`` text chunk; returns the final path.
 
@@ -41,13 +52,11 @@ def save_png(image: Image.Image, infotext: str, folder: Path, seed: int) -> Path
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create the output folder {folder}: {error.strerror}", path=str(folder)) from error
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", infotext)
     handle, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG", pnginfo=info)
+            stream.write(png_bytes(image, infotext))
             stream.flush()
             os.fsync(stream.fileno())
         number = next_image_number(folder)

@@ -513,7 +513,7 @@ class _Run:
                 sample = parse_prompt_line(line, width=width, height=height, seed=config.seed + index, steps=config.sample_steps)
                 image, infotext = render_sample(self.model, sample, config.sample_sampler, config.clip_skip)
                 path = folder / f"{config.output_name}_{self.step:06d}_{index:02d}.png"
-                _save_png(image, infotext, path)
+                _save_png(path, image, infotext)
                 self.emit(events.SampleSaved(str(path), self.step, epoch, sample.prompt))
 
     def _verify(self, path: Path) -> None:
@@ -538,11 +538,11 @@ class _Run:
         folder = self.paths.run_folder / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         with_path, without_path = folder / "verify_with_lora.png", folder / "verify_without_lora.png"
-        comparison.with_lora.save(with_path)
-        comparison.without_lora.save(without_path)
+        _save_png(with_path, comparison.with_lora)
+        _save_png(without_path, comparison.without_lora)
         preview = path.with_name(path.stem + ".preview.png")
         if not preview.exists():
-            comparison.with_lora.save(preview)  # the model browser shows it
+            _save_png(preview, comparison.with_lora)  # the model browser shows it
         self.emit(events.Verified(str(path), report.matched, report.total, str(with_path), str(without_path), comparison.differs))
 
     # ------------------------------------------------------------------ measurements
@@ -594,6 +594,14 @@ class _CancelAdapter:
 
     def is_set(self) -> bool:
         return self.control.cancelled
+
+
+def _save_png(path: Path, image: Any, infotext: str | None = None) -> None:
+    """Whole or not at all: the model browser and the training window watch these folders."""
+    from desktop.library.atomic_write import write_bytes_atomically
+    from desktop.library.outputs import png_bytes
+
+    write_bytes_atomically(path, png_bytes(image, infotext), durable=False)
 
 
 def _as_json(value: Any) -> Any:
@@ -650,16 +658,6 @@ class _inference:
     def __exit__(self, *_exc: object) -> None:
         for module, mode in self.modes:
             module.train(mode)
-
-
-def _save_png(image: Any, infotext: str, path: Path) -> None:
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", infotext)
-    temp = path.with_name(f".{path.name}.partial")
-    image.save(temp, format="PNG", pnginfo=info)
-    temp.replace(path)
 
 
 class _StepTimer:
